@@ -1,0 +1,94 @@
+"""The ``tune`` command line.
+
+:func:`build_app` makes a fresh Typer app each time (so plugin-added commands need no module
+reload in tests). Every :class:`~synthtune.core.errors.SynthtuneError` raised by any command,
+plugin commands included, becomes one ``error: ...`` line on stderr and its exit code; pass
+``--traceback`` or set ``SYNTHTUNE_TRACEBACK=1`` to see the original.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import typer
+from synthtune.core.errors import SynthtuneError
+from synthtune.core.plugins import TRACEBACK_ENV, PluginHost, get_host, traceback_requested
+from typer.core import TyperGroup
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("synthtune")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+class RootGroup(TyperGroup):
+    """Turns user-facing errors into one line and an exit code."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SynthtuneError as error:
+            if traceback_requested():
+                raise
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(error.exit_code) from None
+
+
+def build_app(host: PluginHost | None = None) -> typer.Typer:
+    """The ``tune`` app, with the commands of every plugin loaded in ``host``."""
+    from synthtune.core.cli import plugins_cmd, presets_cmd, run_cmd
+
+    host = host or get_host()
+    app = typer.Typer(
+        cls=RootGroup,
+        name="tune",
+        help="synthtune: turn a task idea into a fine-tuned model.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+    )
+
+    @app.callback()
+    def root(
+        ctx: typer.Context,
+        version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+        show_traceback: bool = typer.Option(
+            False, "--traceback", help="Show full tracebacks for errors (or SYNTHTUNE_TRACEBACK=1)."
+        ),
+    ) -> None:
+        if show_traceback:
+            os.environ[TRACEBACK_ENV] = "1"
+        if version:
+            typer.echo(f"synthtune {_version()}")
+            raise typer.Exit(0)
+        ctx.obj = host
+        for warning in host.warnings:
+            typer.echo(f"warning: {warning}", err=True)
+
+    run_cmd.register(app, host)
+    presets_cmd.register(app, host)
+    plugins_cmd.register(app, host)
+    for name, function in host.each("register_commands"):
+        try:
+            function(cli=app)
+        except Exception as error:
+            host.warnings.append(
+                f"plugin {name!r} failed in register_commands: {type(error).__name__}: {error}"
+            )
+    return app
+
+
+def main() -> None:
+    """Console-script entry point for ``tune`` and ``synthtune``."""
+    # `tune --version` must answer even when no subcommand is given.
+    if sys.argv[1:] == ["--version"]:
+        print(f"synthtune {_version()}")
+        return
+    app = build_app()
+    app(prog_name=os.path.basename(sys.argv[0]) or "tune")

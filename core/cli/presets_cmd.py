@@ -1,0 +1,40 @@
+"""``tune presets list|show``."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from synthtune.core.plugins import PluginHost
+from synthtune.core.presets import available_presets, load_preset
+
+
+def register(app: typer.Typer, host: PluginHost) -> None:
+    group = typer.Typer(help="Bundled, plugin and user presets.", no_args_is_help=True)
+
+    @group.command("list")
+    def list_presets() -> None:
+        """List every preset with its one-line description and where it comes from."""
+        presets = available_presets(host)
+        width = max((len(n) for n in presets), default=0)
+        for name in sorted(presets):
+            entry = presets[name]
+            import tomllib
+
+            try:
+                description = tomllib.loads(entry.text).get("description", "")
+            except tomllib.TOMLDecodeError:
+                description = "(invalid TOML)"
+            typer.echo(f"{name.ljust(width)}  {description}  [{entry.provider}]")
+
+    @group.command("show")
+    def show_preset(
+        name: str = typer.Argument(..., help="Preset name or path to a .toml file."),
+        set_: list[str] = typer.Option([], "--set", help="Override: STAGE.KEY=VALUE."),
+    ) -> None:
+        """Show a preset with every setting resolved (defaults filled in) as JSON."""
+        preset = load_preset(name, host, set_)
+        typer.echo(f"# {preset.origin}", err=True)
+        typer.echo(json.dumps(preset.as_dict(), indent=2))
+
+    app.add_typer(group, name="presets")

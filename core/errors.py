@@ -1,0 +1,35 @@
+"""User-facing errors.
+
+Every error a user can cause (a bad preset, an unknown plugin, a missing key, an API refusal) is a
+:class:`SynthtuneError`. The CLI prints it as one line on stderr and exits with ``exit_code``;
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class SynthtuneError(Exception):
+    """Base class for errors shown to the user as one line."""
+
+    exit_code: int = 1
+
+
+class ConfigError(SynthtuneError):
+    """A preset, setting, plugin name or environment problem found before any work (exit 2)."""
+
+    exit_code = 2
+
+
+class PluginError(SynthtuneError):
+    """A plugin failed while running a stage; names the plugin and the stage."""
+
+    def __init__(self, plugin: str, stage: str, error: BaseException) -> None:
+        self.plugin = plugin
+        self.stage = stage
+        self.original = error
+        detail = str(error) or type(error).__name__
+        super().__init__(f"plugin {plugin!r} failed in stage {stage!r}: {detail}")
+
+
+class GenerationError(SynthtuneError):
+    """The generation backend cannot go on (authentication refused, server gone, ...)."""

@@ -1,0 +1,158 @@
+"""The contract between the synthtune core and its plugins.
+
+A run streams records through six stages, each a hook below. A preset names which plugin serves
+each stage; the core calls only that plugin (several, in order, for ``filter``), so every stage hook
+is called on exactly one plugin at a time and its return value is used as is.
+
+Plugins implement hooks with ``@synthtune.core.hookimpl`` on module-level functions or methods.
+A plugin also says which pydantic model validates its settings for each stage it serves
+(:func:`stage_settings`), so a bad preset fails before any work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+    from synthtune.core.models import (
+        DatasetFiles,
+        GenerationOutcome,
+        GenerationRequest,
+        Record,
+        RunContext,
+        Sample,
+        TrainingExample,
+        TrainingJob,
+        Verdict,
+    )
+
+PROJECT = "synthtune"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+STAGES = ("source", "prompt", "generate", "filter", "format", "train")
+
+
+# --------------------------------------------------------------------------------------------
+# Registration hooks: called on every loaded plugin.
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec
+def stage_settings(stage: str) -> type[BaseModel] | None:
+    """Return the pydantic model that validates this plugin's settings for ``stage``.
+
+    Called once per stage a preset assigns to the plugin, while the preset is being resolved,
+    before any work. ``stage`` is one of ``source``, ``prompt``, ``generate``, ``filter``,
+    ``format``, ``train``. Return ``None`` for stages the plugin does not serve; a plugin that
+    serves a stage without declaring a model gets an empty model that rejects every key.
+    The model's defaults are the plugin's defaults; a preset's keys override them.
+    """
+
+
+@hookspec
+def register_presets(register: Callable[..., None]) -> None:
+    """Contribute presets.
+
+    Called once on every plugin when presets are listed or looked up. Call
+    ``register(path)`` with the path of a preset TOML file (or ``register(text, origin=...)`` with
+    its text) for each preset the plugin ships. The core owns name clashes: a preset name that is
+    already taken by another plugin is reported as a warning and the first one wins.
+    """
+
+
+@hookspec
+def register_commands(cli: Any) -> None:
+    """Add commands to the ``tune`` command line.
+
+    Called once on every plugin when the CLI is built. ``cli`` is the root ``typer.Typer`` app;
+    add commands with ``@cli.command()`` or groups with ``cli.add_typer(...)``.
+    """
+
+
+# --------------------------------------------------------------------------------------------
+# Stage hooks: called only on the plugin the preset names for that stage.
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec
+def source(settings: BaseModel, context: RunContext) -> Iterable[Record]:
+    """Produce the run's raw material.
+
+    Called once per run on the preset's source plugin. ``settings`` is an instance of the model
+    the plugin returned from :func:`stage_settings` for ``"source"``; ``context`` gives the run's
+    seed, a persistent key-value cache (for raw downloads) and a logger.
+
+    Return an iterable of :class:`~synthtune.core.models.Record`; it is consumed lazily, so a
+    generator keeps memory flat. Record ids must be unique and stable across runs (they are how
+    a rerun matches its earlier work).
+    """
+
+
+@hookspec
+def prompt(record: Record, settings: BaseModel, context: RunContext) -> Iterable[GenerationRequest]:
+    """Turn one source record into generation requests.
+
+    Called once per record on the preset's prompt plugin. Return zero or more
+    :class:`~synthtune.core.models.GenerationRequest`: chat messages, sampling parameters and
+    metadata. Leave ``model`` unset to use the generate stage's model. Anything random in a
+    request (an entropy line, a shuffled order) must be derived from ``context.seed`` and the
+    record, never from the clock: the request itself is the cache key.
+    """
+
+
+@hookspec
+def generate(
+    requests: AsyncIterator[GenerationRequest], settings: BaseModel, context: RunContext
+) -> AsyncIterator[GenerationOutcome]:
+    """Answer generation requests.
+
+    Called once per run on the preset's generate plugin, and only when at least one request is
+    not already in the run store. ``requests`` yields only requests that still need an answer;
+    pull from it as fast as there is capacity (the core stops yielding when a spend cap is
+    reached or the run is interrupted). Each request carries its ``key``.
+
+    Return an async iterator (write the hook as an ``async def`` generator) that yields one
+    :class:`~synthtune.core.models.GenerationOutcome` per request, in any order, as soon as it
+    is known: the core commits each answer to the run store on arrival, so nothing paid for is
+    lost when the process dies. A request that failed after the backend's retries is yielded as
+    an outcome with ``error`` set; the run goes on and a rerun retries it.
+    Raise :class:`~synthtune.core.errors.GenerationError` to stop the run (for example when the
+    server refuses the credentials).
+    """
+
+
+@hookspec
+def filter(sample: Sample, settings: BaseModel, context: RunContext) -> Verdict:
+    """Judge one generation.
+
+    Called once per generation on each filter plugin the preset lists, in order, until one
+    drops the sample. ``sample.text`` is the text as cleaned by earlier filters. Return
+    ``Verdict.keep()``, ``Verdict.keep(text=cleaned)`` to pass on a cleaned text, or
+    ``Verdict.drop("reason")``; the reason is stored and written to ``rejected.jsonl``.
+    """
+
+
+@hookspec
+def format(sample: Sample, settings: BaseModel, context: RunContext) -> Iterable[TrainingExample]:
+    """Turn a kept sample into training examples.
+
+    Called once per sample that every filter kept, on the preset's format plugin. Return zero
+    or more :class:`~synthtune.core.models.TrainingExample` (chat ``messages``,
+    prompt/completion, or preference lines).
+    """
+
+
+@hookspec
+def train(dataset: DatasetFiles, settings: BaseModel, context: RunContext) -> TrainingJob:
+    """Train a model on a finished dataset.
+
+    Called once, after the dataset files are written, on the preset's train plugin, when the
+    user asks for training. Return a :class:`~synthtune.core.models.TrainingJob` describing the
+    job (id, status, resulting model when known).
+    """

@@ -1,0 +1,248 @@
+"""The records that flow between stages, as pydantic models.
+
+Source record -> GenerationRequest -> GenerationOutcome -> Sample -> Verdict -> TrainingExample.
+Everything here is what the run store persists, so it must round-trip through JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+JsonDict = dict[str, Any]
+
+
+class Record(BaseModel):
+    """One unit of raw material from a source.
+
+    ``id`` must be unique within a run and stable across runs. ``category`` (genre, kind, topic)
+    is used for per-category statistics. Sources may subclass this model or put their fields in
+    ``data``.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    category: str | None = None
+    data: JsonDict = Field(default_factory=dict)
+
+
+class ChatMessage(BaseModel):
+    """An OpenAI chat message. Extra keys (``tool_calls``, ``tool_call_id``, ``name``,
+    ``weight``) pass through unchanged."""
+
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[JsonDict] | None = None
+
+
+class SamplingParams(BaseModel):
+    """Sampling parameters sent with a chat completion request. ``None`` means "server default"
+    and is not sent."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    stop: list[str] | None = None
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    seed: int | None = None
+    response_format: JsonDict | None = None
+
+    def merged_over(self, defaults: SamplingParams) -> SamplingParams:
+        """These parameters, with unset ones taken from ``defaults``."""
+        base = defaults.model_dump(exclude_none=True)
+        base.update(self.model_dump(exclude_none=True))
+        return SamplingParams(**base)
+
+
+class GenerationRequest(BaseModel):
+    """A rendered request for one completion.
+
+    ``sample_index`` tells apart several samples asked for the same messages. ``metadata`` is
+    for the plugin's own use later in the run (it is stored, but not part of the cache key).
+    ``key`` is filled in by the core once ``model`` is resolved.
+    """
+
+    messages: list[ChatMessage]
+    params: SamplingParams = Field(default_factory=SamplingParams)
+    model: str | None = None
+    sample_index: int = 0
+    metadata: JsonDict = Field(default_factory=dict)
+    record_id: str | None = None
+    key: str | None = None
+
+    def cache_identity(self) -> JsonDict:
+        """What the cache key is computed from: the request itself, nothing else."""
+        return {
+            "model": self.model,
+            "messages": [m.model_dump(exclude_none=True) for m in self.messages],
+            "params": self.params.model_dump(exclude_none=True),
+            "sample_index": self.sample_index,
+        }
+
+    def compute_key(self) -> str:
+        blob = json.dumps(self.cache_identity(), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class GenerationOutcome(BaseModel):
+    """The answer to one request: a completion, or the error it failed with after retries."""
+
+    key: str
+    text: str | None = None
+    finish_reason: str | None = None
+    model: str | None = None
+    usage: Usage = Field(default_factory=Usage)
+    cost: float | None = None
+    error: str | None = None
+    attempts: int = 1
+    response_id: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.text is not None
+
+
+class Sample(BaseModel):
+    """What filters and formatters see: the record, the request and the generation, with
+    ``text`` as cleaned so far."""
+
+    record: Record
+    request: GenerationRequest
+    generation: GenerationOutcome
+    text: str
+
+
+class Verdict(BaseModel):
+    """A filter's judgement on one sample."""
+
+    kept: bool
+    reason: str | None = None
+    text: str | None = None
+
+    @classmethod
+    def keep(cls, text: str | None = None) -> Verdict:
+        """Keep the sample; pass ``text`` to hand a cleaned text to later stages."""
+        return cls(kept=True, text=text)
+
+    @classmethod
+    def drop(cls, reason: str) -> Verdict:
+        """Drop the sample for ``reason`` (stored and written to ``rejected.jsonl``)."""
+        return cls(kept=False, reason=reason)
+
+
+class TrainingExample(BaseModel):
+    """One line of a fine-tuning file: chat (``messages``), prompt/completion or preference.
+
+    ``line`` is written as is; use the constructors to build it.
+    """
+
+    kind: Literal["chat", "completion", "preference"]
+    line: JsonDict
+
+    @classmethod
+    def chat(
+        cls, messages: list[ChatMessage] | list[JsonDict], tools: list[JsonDict] | None = None
+    ) -> TrainingExample:
+        dumped = [
+            m.model_dump(exclude_none=True) if isinstance(m, ChatMessage) else dict(m) for m in messages
+        ]
+        line: JsonDict = {"messages": dumped}
+        if tools:
+            line["tools"] = tools
+        return cls(kind="chat", line=line)
+
+    @classmethod
+    def completion(cls, prompt: str, completion: str) -> TrainingExample:
+        return cls(kind="completion", line={"prompt": prompt, "completion": completion})
+
+    @classmethod
+    def preference(
+        cls, input: JsonDict, preferred: list[JsonDict], non_preferred: list[JsonDict]
+    ) -> TrainingExample:
+        return cls(
+            kind="preference",
+            line={
+                "input": input,
+                "preferred_output": preferred,
+                "non_preferred_output": non_preferred,
+            },
+        )
+
+
+class DatasetFiles(BaseModel):
+    """A finished dataset, as handed to a trainer."""
+
+    train: Path
+    valid: Path | None = None
+    kind: Literal["chat", "completion", "preference"] = "chat"
+    examples: int = 0
+    run_id: str | None = None
+
+
+class TrainingJob(BaseModel):
+    """A training job as a trainer reports it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    backend: str
+    status: str
+    base_model: str | None = None
+    fine_tuned_model: str | None = None
+    trained_tokens: int | None = None
+    error: str | None = None
+
+
+@dataclass
+class RunContext:
+    """What every stage hook gets besides its settings.
+
+    ``cache_get``/``cache_put`` are a persistent key-value store in the run store, namespaced per
+    plugin, for raw downloads and backend state (batch ids, job ids) that must survive a kill.
+    """
+
+    run_id: str
+    seed: int
+    plugin: str = ""
+    out_dir: Path | None = None
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("synthtune"))
+    _get: Callable[[str, str], str | None] | None = None
+    _put: Callable[[str, str, str], None] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def cache_get(self, key: str) -> str | None:
+        return self._get(self.plugin, key) if self._get else None
+
+    def cache_put(self, key: str, value: str) -> None:
+        if self._put:
+            self._put(self.plugin, key, value)
+
+    def for_plugin(self, plugin: str) -> RunContext:
+        """The same context, with the key-value cache namespaced to ``plugin``."""
+        return RunContext(
+            run_id=self.run_id,
+            seed=self.seed,
+            plugin=plugin,
+            out_dir=self.out_dir,
+            log=self.log,
+            _get=self._get,
+            _put=self._put,
+            extra=self.extra,
+        )

@@ -1,0 +1,324 @@
+"""The streaming runner: source -> prompt -> generate -> filter -> format, one record at a time.
+
+Records are pulled lazily from the source. Each request is rendered (model filled in), keyed, and
+looked up in the run store: answers already paid for are reused without touching the backend;
+the rest are streamed to the generate backend, which pulls them as fast as it has capacity. Each
+answer is committed on arrival, then filtered and formatted. Only requests in flight are held in
+memory. Dataset files are written from the store at the end, in source order, so a rerun or a
+resumed run writes the same files as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from synthtune.core.errors import GenerationError
+from synthtune.core.models import (
+    GenerationOutcome,
+    GenerationRequest,
+    Record,
+    RunContext,
+    Sample,
+    TrainingExample,
+    Verdict,
+)
+from synthtune.core.outputs import write_outputs
+from synthtune.core.plugins import PluginHost, StageCall
+from synthtune.core.presets import ResolvedPreset
+from synthtune.core.store import RunStore
+
+log = logging.getLogger("synthtune")
+
+
+@dataclass
+class RunStats:
+    """Counts per stage, kept while the run streams."""
+
+    records: int = 0
+    requests: int = 0
+    cached: int = 0
+    generated: int = 0
+    failed: int = 0
+    kept: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)
+    examples: Counter[str] = field(default_factory=Counter)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    cost_known: bool = True
+    categories: Counter[str] = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "records": self.records,
+            "requests": self.requests,
+            "cached": self.cached,
+            "generated": self.generated,
+            "failed": self.failed,
+            "kept": self.kept,
+            "dropped": dict(self.dropped),
+            "dropped_total": sum(self.dropped.values()),
+            "examples": dict(self.examples),
+            "usage": {
+                "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens,
+            },
+            "cost_usd": round(self.cost, 6) if self.cost_known else None,
+            "categories": dict(self.categories),
+        }
+
+
+@dataclass
+class _Pending:
+    seq: int
+    record: Record
+    request: GenerationRequest
+    waiters: list[tuple[int, Record, GenerationRequest]] = field(default_factory=list)
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    out_dir: Path
+    report: dict[str, Any]
+
+
+class Pipeline:
+    """Runs one resolved preset against one run store."""
+
+    def __init__(
+        self,
+        host: PluginHost,
+        preset: ResolvedPreset,
+        store: RunStore,
+        out_dir: Path,
+        limit: int | None = None,
+        on_progress: Callable[[RunStats], None] | None = None,
+    ) -> None:
+        self.host = host
+        self.preset = preset
+        self.store = store
+        self.out_dir = out_dir
+        self.limit = limit
+        self.on_progress = on_progress
+        self.stats = RunStats()
+        self.run_id = ""
+        self._pending: dict[str, _Pending] = {}
+        self._filters: list[tuple[str, StageCall, Any]] = []
+        self._format: StageCall | None = None
+
+    # -- context -----------------------------------------------------------------------------------
+
+    def _context(self, plugin: str) -> RunContext:
+        return RunContext(
+            run_id=self.run_id,
+            seed=self.preset.seed,
+            plugin=plugin,
+            out_dir=self.out_dir,
+            log=log,
+            _get=self.store.kv_get,
+            _put=self.store.kv_put,
+        )
+
+    # -- the stream of requests ---------------------------------------------------------------
+
+    def _records(self) -> Iterator[Record]:
+        choice = self.preset.source
+        call = self.host.stage(choice.plugin, "source")
+        records = call(settings=choice.settings, context=self._context(choice.plugin))
+        for n, record in enumerate(records):
+            if self.limit is not None and n >= self.limit:
+                break
+            if not isinstance(record, Record):
+                raise GenerationError(
+                    f"plugin {choice.plugin!r} stage 'source' yielded {type(record).__name__}, not a Record"
+                )
+            yield record
+
+    def _requests(self) -> Iterator[tuple[int, Record, GenerationRequest]]:
+        """Every rendered request of the run, with its position in source order."""
+        choice = self.preset.prompt
+        call = self.host.stage(choice.plugin, "prompt")
+        context = self._context(choice.plugin)
+        seq = 0
+        for record in self._records():
+            self.stats.records += 1
+            if record.category:
+                self.stats.categories[record.category] += 1
+            self.store.put_record(self.run_id, self.stats.records, record)
+            for request in call(record=record, settings=choice.settings, context=context) or ():
+                if request.model is None:
+                    request.model = self.preset.model
+                request.record_id = record.id
+                request.key = request.compute_key()
+                self.stats.requests += 1
+                yield seq, record, request
+                seq += 1
+
+    async def _uncached(self) -> AsyncIterator[GenerationRequest]:
+        """Requests that need the backend. Cached ones are processed inline as they come."""
+        for seq, record, request in self._requests():
+            assert request.key is not None
+            if request.key in self._pending:  # same request twice in one run: ask once
+                self._pending[request.key].waiters.append((seq, record, request))
+                continue
+            cached = self.store.get_generation(request.key)
+            if cached is not None:
+                self.stats.cached += 1
+                self._process(seq, record, request, cached)
+                continue
+            self.store.put_request(request)
+            self._pending[request.key] = _Pending(seq, record, request)
+            yield request
+
+    # -- per-sample work ----------------------------------------------------------------------
+
+    def _process(
+        self, seq: int, record: Record, request: GenerationRequest, outcome: GenerationOutcome
+    ) -> None:
+        assert outcome.text is not None and request.key is not None
+        sample = Sample(record=record, request=request, generation=outcome, text=outcome.text)
+        verdicts: list[tuple[str, bool, str | None]] = []
+        kept = True
+        for name, call, settings in self._filters:
+            verdict = call(sample=sample, settings=settings, context=self._context(name))
+            if not isinstance(verdict, Verdict):
+                raise GenerationError(
+                    f"plugin {name!r} stage 'filter' returned {type(verdict).__name__}, not a Verdict"
+                )
+            verdicts.append((name, verdict.kept, verdict.reason))
+            if not verdict.kept:
+                kept = False
+                self.stats.dropped[f"{name}: {_reason_kind(verdict.reason)}"] += 1
+                break
+            if verdict.text is not None:
+                sample.text = verdict.text
+        self.store.put_sample(self.run_id, seq, request.key, record.id, verdicts, sample.text)
+        if not kept:
+            self._progress()
+            return
+        self.stats.kept += 1
+        assert self._format is not None
+        choice = self.preset.format
+        examples = self._format(sample=sample, settings=choice.settings, context=self._context(choice.plugin))
+        for sub, example in enumerate(examples or ()):
+            if not isinstance(example, TrainingExample):
+                raise GenerationError(
+                    f"plugin {choice.plugin!r} stage 'format' returned "
+                    f"{type(example).__name__}, not a TrainingExample"
+                )
+            split = self._split(request.key, sub)
+            self.store.put_example(self.run_id, seq, sub, request.key, record.id, example, split)
+            self.stats.examples[split] += 1
+        self._progress()
+
+    def _split(self, key: str, sub: int) -> str:
+        """Seeded, stateless train/valid assignment: the same example lands in the same split
+        on every run, without holding the dataset in memory."""
+        fraction = self.preset.output.valid_fraction
+        if fraction <= 0:
+            return "train"
+        digest = hashlib.sha256(f"{self.preset.seed}:{key}:{sub}".encode()).digest()
+        return "valid" if int.from_bytes(digest[:8], "big") / 2**64 < fraction else "train"
+
+    def _progress(self) -> None:
+        if self.on_progress is not None:
+            self.on_progress(self.stats)
+
+    def _on_outcome(self, outcome: GenerationOutcome) -> None:
+        pending = self._pending.pop(outcome.key, None)
+        if pending is None:
+            log.warning("backend answered an unknown request %s", outcome.key[:12])
+            return
+        self.store.put_outcome(self.run_id, outcome, pending.record.id)
+        if not outcome.ok:
+            self.stats.failed += 1 + len(pending.waiters)
+            self._progress()
+            return
+        self.stats.generated += 1
+        self.stats.prompt_tokens += outcome.usage.prompt_tokens
+        self.stats.completion_tokens += outcome.usage.completion_tokens
+        if outcome.cost is None:
+            self.stats.cost_known = False
+        else:
+            self.stats.cost += outcome.cost
+        self._process(pending.seq, pending.record, pending.request, outcome)
+        for seq, record, request in pending.waiters:
+            self.stats.cached += 1
+            self._process(seq, record, request, outcome)
+
+    # -- the run --------------------------------------------------------------------------------
+
+    async def run(self) -> RunResult:
+        started = time.monotonic()
+        self.run_id = self.store.start_run(self.preset.name, self.preset.as_dict(), self.out_dir)
+        self._filters = [
+            (f.plugin, self.host.stage(f.plugin, "filter"), f.settings) for f in self.preset.filters
+        ]
+        self._format = self.host.stage(self.preset.format.plugin, "format")
+        status = "failed"
+        try:
+            await self._generate_all()
+            status = "finished"
+        finally:
+            for key, pending in self._pending.items():
+                self.store.put_outcome(
+                    self.run_id,
+                    GenerationOutcome(key=key, error="interrupted before an answer", attempts=0),
+                    pending.record.id,
+                )
+            report = self._report(status, time.monotonic() - started)
+            self.store.finish_run(self.run_id, status, report)
+        write_outputs(self.store, self.run_id, self.out_dir, report)
+        return RunResult(self.run_id, self.out_dir, report)
+
+    async def _generate_all(self) -> None:
+        requests = self._uncached()
+        first = await anext(requests, None)
+        if first is None:  # everything answered already: the backend is never called
+            return
+
+        async def chained() -> AsyncIterator[GenerationRequest]:
+            yield first
+            async for request in requests:
+                yield request
+
+        choice = self.preset.generate
+        call = self.host.stage(choice.plugin, "generate")
+        outcomes = call(requests=chained(), settings=choice.settings, context=self._context(choice.plugin))
+        async for outcome in outcomes:
+            self._on_outcome(outcome)
+        for key in list(self._pending):
+            self._on_outcome(GenerationOutcome(key=key, error="the backend gave no answer"))
+
+    def _report(self, status: str, seconds: float) -> dict[str, Any]:
+        report = self.stats.as_dict()
+        report.update(
+            {
+                "run_id": self.run_id,
+                "preset": self.preset.name,
+                "model": self.preset.model,
+                "status": status,
+                "seconds": round(seconds, 3),
+                "out_dir": str(self.out_dir),
+            }
+        )
+        return report
+
+
+def _reason_kind(reason: str | None) -> str:
+    """The reason up to its first parenthesis or colon, so counts group by kind, not by value
+    (``too short (812 < 1000 chars)`` counts as ``too short``)."""
+    if not reason:
+        return "dropped"
+    for mark in (" (", ":"):
+        if mark in reason:
+            reason = reason.split(mark, 1)[0]
+    return reason.strip() or "dropped"

@@ -1,0 +1,328 @@
+"""Presets: TOML files that pick a plugin per stage and its settings.
+
+Presets come from (later wins on a name clash): the bundled ``synthtune.presets`` package, installed
+plugins (``register_presets``), and the user's folder (``$SYNTHTUNE_PRESETS_DIR``, default
+``~/.config/synthtune/presets``). A path to a ``.toml`` file is always accepted as well.
+
+A preset is resolved completely, every stage's settings validated against its plugin's model,
+before any work starts; errors name the file, the stage and the field.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.resources
+import os
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from synthtune.core.errors import ConfigError
+from synthtune.core.plugins import PluginHost
+from synthtune.core.settings import GenerateSettings, OutputSettings
+
+USER_DIR_ENV = "SYNTHTUNE_PRESETS_DIR"
+SINGLE_STAGES = ("source", "prompt", "generate", "format", "train")
+TOP_LEVEL_KEYS = {"name", "description", "seed", "filter", "output", *SINGLE_STAGES}
+
+
+@dataclass(frozen=True)
+class PresetEntry:
+    """A preset found somewhere, not yet parsed."""
+
+    name: str
+    origin: str  # a path, or "plugin NAME: path"
+    text: str
+    provider: str  # "bundled", "user", "path", or the plugin's name
+
+
+@dataclass
+class StageChoice:
+    """One stage of a resolved preset: the plugin and its validated settings."""
+
+    plugin: str
+    settings: BaseModel
+
+
+@dataclass
+class ResolvedPreset:
+    name: str
+    description: str
+    origin: str
+    seed: int
+    source: StageChoice
+    prompt: StageChoice
+    generate: StageChoice
+    filters: list[StageChoice]
+    format: StageChoice
+    train: StageChoice | None
+    output: OutputSettings
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model(self) -> str:
+        assert isinstance(self.generate.settings, GenerateSettings)
+        return self.generate.settings.model
+
+    def as_dict(self) -> dict[str, Any]:
+        """The resolved preset with every default filled in (what ``presets show`` prints)."""
+
+        def stage(choice: StageChoice) -> dict[str, Any]:
+            return {"plugin": choice.plugin, **choice.settings.model_dump(mode="json")}
+
+        out: dict[str, Any] = {
+            "name": self.name,
+            "description": self.description,
+            "seed": self.seed,
+            "source": stage(self.source),
+            "prompt": stage(self.prompt),
+            "generate": stage(self.generate),
+            "filter": [stage(f) for f in self.filters],
+            "format": stage(self.format),
+            "output": self.output.model_dump(mode="json"),
+        }
+        if self.train is not None:
+            out["train"] = stage(self.train)
+        return out
+
+
+# -- finding presets -----------------------------------------------------------------------------
+
+
+def _name_of(text: str, origin: str, fallback: str) -> str:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return fallback
+    name = data.get("name")
+    return name if isinstance(name, str) and name else fallback
+
+
+def _bundled() -> Iterable[PresetEntry]:
+    folder = importlib.resources.files("synthtune.presets")
+    for item in sorted(folder.iterdir(), key=lambda p: p.name):
+        if item.name.endswith(".toml"):
+            text = item.read_text(encoding="utf-8")
+            origin = f"presets/{item.name}"
+            yield PresetEntry(_name_of(text, origin, item.name[:-5]), origin, text, "bundled")
+
+
+def user_preset_dir() -> Path:
+    env = os.environ.get(USER_DIR_ENV)
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "synthtune" / "presets"
+
+
+def _user() -> Iterable[PresetEntry]:
+    folder = user_preset_dir()
+    if folder.is_dir():
+        for path in sorted(folder.glob("*.toml")):
+            text = path.read_text(encoding="utf-8")
+            yield PresetEntry(_name_of(text, str(path), path.stem), str(path), text, "user")
+
+
+def _from_plugins(host: PluginHost) -> Iterable[PresetEntry]:
+    for plugin_name, function in host.each("register_presets"):
+        found: list[PresetEntry] = []
+
+        def register(
+            preset: str | Path,
+            origin: str | None = None,
+            _plugin: str = plugin_name,
+            _found: list[PresetEntry] = found,
+        ) -> None:
+            if isinstance(preset, Path) or (isinstance(preset, str) and preset.endswith(".toml")):
+                path = Path(preset)
+                text = path.read_text(encoding="utf-8")
+                where = f"{origin or path} (plugin {_plugin})"
+                _found.append(PresetEntry(_name_of(text, where, path.stem), where, text, _plugin))
+            else:
+                where = f"{origin or 'preset'} (plugin {_plugin})"
+                _found.append(PresetEntry(_name_of(preset, where, "?"), where, preset, _plugin))
+
+        try:
+            function(register=register)
+        except Exception as error:
+            host.warnings.append(
+                f"plugin {plugin_name!r} failed in register_presets: {type(error).__name__}: {error}"
+            )
+            continue
+        yield from found
+
+
+def available_presets(host: PluginHost) -> dict[str, PresetEntry]:
+    """Every preset by name. Later sources override earlier ones: bundled < plugins < user."""
+    presets: dict[str, PresetEntry] = {}
+    for entry in _bundled():
+        presets[entry.name] = entry
+    for entry in _from_plugins(host):
+        earlier = presets.get(entry.name)
+        if earlier is not None and earlier.provider not in ("bundled", entry.provider):
+            host.warnings.append(
+                f"preset {entry.name!r} from plugin {entry.provider!r} ignored: "
+                f"already provided by {earlier.origin}"
+            )
+            continue
+        presets[entry.name] = entry
+    for entry in _user():
+        presets[entry.name] = entry
+    return presets
+
+
+def find_preset(name_or_path: str, host: PluginHost) -> PresetEntry:
+    path = Path(name_or_path)
+    if name_or_path.endswith(".toml") or path.is_file():
+        if not path.is_file():
+            raise ConfigError(f"preset file not found: {name_or_path}")
+        text = path.read_text(encoding="utf-8")
+        return PresetEntry(_name_of(text, str(path), path.stem), str(path), text, "path")
+    presets = available_presets(host)
+    if name_or_path not in presets:
+        known = ", ".join(sorted(presets)) or "none"
+        raise ConfigError(f"unknown preset {name_or_path!r} (available: {known})")
+    return presets[name_or_path]
+
+
+# -- overrides -----------------------------------------------------------------------------------
+
+
+def parse_override(assignment: str) -> tuple[list[str], Any]:
+    """``generate.model=gpt-4.1-mini`` -> (["generate", "model"], "gpt-4.1-mini").
+
+    The value is read as a TOML value when it is one (``42``, ``true``, ``[1, 2]``, ``"x"``) and as
+    a plain string otherwise.
+    """
+    if "=" not in assignment:
+        raise ConfigError(f"--set {assignment!r}: expected STAGE.KEY=VALUE")
+    dotted, raw = assignment.split("=", 1)
+    path = [part.strip() for part in dotted.split(".")]
+    if not all(path):
+        raise ConfigError(f"--set {assignment!r}: expected STAGE.KEY=VALUE")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return path, value
+
+
+def apply_override(data: dict[str, Any], path: list[str], value: Any, origin: str) -> None:
+    head, rest = path[0], path[1:]
+    if head not in TOP_LEVEL_KEYS:
+        raise ConfigError(f"--set {'.'.join(path)}: unknown section {head!r}")
+    if not rest:
+        data[head] = value
+        return
+    if head == "filter":
+        filters = data.get("filter") or []
+        selector, rest = rest[0], rest[1:]
+        if selector.isdigit() and int(selector) < len(filters):
+            target = filters[int(selector)]
+        else:
+            matches = [f for f in filters if isinstance(f, dict) and f.get("plugin") == selector]
+            if not matches:
+                raise ConfigError(
+                    f"--set {'.'.join(path)}: {origin} has no filter {selector!r} "
+                    "(use its position or plugin name)"
+                )
+            target = matches[0]
+        if not rest:
+            raise ConfigError(f"--set {'.'.join(path)}: expected filter.N.KEY=VALUE")
+    else:
+        target = data.setdefault(head, {})
+        if not isinstance(target, dict):
+            raise ConfigError(f"--set {'.'.join(path)}: {head!r} is not a table in {origin}")
+    for key in rest[:-1]:
+        target = target.setdefault(key, {})
+    target[rest[-1]] = value
+
+
+# -- resolving -----------------------------------------------------------------------------------
+
+
+def _describe(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        loc = ".".join(str(p) for p in item["loc"]) or "(table)"
+        parts.append(f"{loc}: {item['msg']}")
+    return "; ".join(parts)
+
+
+def _stage(
+    host: PluginHost, data: dict[str, Any], stage: str, origin: str, where: str | None = None
+) -> StageChoice:
+    where = where or f"[{stage}]"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: {where} must be a table")
+    settings = dict(data)
+    plugin = settings.pop("plugin", None)
+    if not isinstance(plugin, str) or not plugin:
+        raise ConfigError(f"{origin}: {where} plugin: missing (name the plugin for this stage)")
+    hook_stage = "filter" if stage.startswith("filter") else stage
+    try:
+        model = host.settings_model(plugin, hook_stage)
+    except ConfigError as error:
+        raise ConfigError(f"{origin}: {where} {error}") from None
+    try:
+        validated = model.model_validate(settings)
+    except ValidationError as error:
+        raise ConfigError(f"{origin}: {where} {_describe(error)}") from None
+    if hook_stage == "generate" and not isinstance(validated, GenerateSettings):
+        raise ConfigError(f"{origin}: {where} plugin {plugin!r}'s settings do not extend GenerateSettings")
+    return StageChoice(plugin, validated)
+
+
+def resolve(entry: PresetEntry, host: PluginHost, overrides: Iterable[str] = ()) -> ResolvedPreset:
+    origin = entry.origin
+    try:
+        data = tomllib.loads(entry.text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{origin}: invalid TOML: {error}") from None
+    data = copy.deepcopy(data)
+    for assignment in overrides:
+        path, value = parse_override(assignment)
+        apply_override(data, path, value, origin)
+
+    unknown = sorted(set(data) - TOP_LEVEL_KEYS)
+    if unknown:
+        raise ConfigError(f"{origin}: unknown key(s) {unknown}")
+    for required in ("source", "prompt", "generate", "format"):
+        if required not in data:
+            raise ConfigError(f"{origin}: [{required}] missing")
+    name = data.get("name", entry.name)
+    seed = data.get("seed", 0)
+    if not isinstance(name, str) or not isinstance(seed, int) or isinstance(seed, bool):
+        raise ConfigError(f"{origin}: name must be a string and seed an integer")
+    filters = data.get("filter", [])
+    if isinstance(filters, dict):
+        filters = [filters]
+    if not isinstance(filters, list):
+        raise ConfigError(f"{origin}: [[filter]] must be an array of tables")
+    try:
+        output = OutputSettings.model_validate(data.get("output", {}))
+    except ValidationError as error:
+        raise ConfigError(f"{origin}: [output] {_describe(error)}") from None
+
+    return ResolvedPreset(
+        name=name,
+        description=str(data.get("description", "")),
+        origin=origin,
+        seed=seed,
+        source=_stage(host, data["source"], "source", origin),
+        prompt=_stage(host, data["prompt"], "prompt", origin),
+        generate=_stage(host, data["generate"], "generate", origin),
+        filters=[_stage(host, f, "filter", origin, f"[[filter]] #{i}") for i, f in enumerate(filters)],
+        format=_stage(host, data["format"], "format", origin),
+        train=_stage(host, data["train"], "train", origin) if "train" in data else None,
+        output=output,
+        raw=data,
+    )
+
+
+def load_preset(name_or_path: str, host: PluginHost, overrides: Iterable[str] = ()) -> ResolvedPreset:
+    """Find a preset by name or path, apply ``--set`` overrides and validate every stage."""
+    return resolve(find_preset(name_or_path, host), host, overrides)

@@ -1,0 +1,367 @@
+"""The run store: one SQLite file (WAL) that keeps everything a run paid for or decided.
+
+Generations are global and keyed on the rendered request (see
+:meth:`GenerationRequest.compute_key`), so any run of any preset reuses any answer already paid
+for. Everything else (records, verdicts, examples) belongs to one run and is cheap to recompute.
+
+Each generation is committed on its own the moment it arrives: a process killed at any point
+loses no completion that reached it. Derived rows are written in the same connection and
+committed with it, or at the latest when the run finishes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from synthtune.core.errors import ConfigError
+from synthtune.core.models import GenerationOutcome, GenerationRequest, Record, TrainingExample
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    preset TEXT NOT NULL,
+    preset_json TEXT NOT NULL,
+    out_dir TEXT,
+    status TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    report_json TEXT
+);
+CREATE TABLE IF NOT EXISTS records (
+    run_id TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    category TEXT,
+    record_json TEXT NOT NULL,
+    PRIMARY KEY (run_id, record_id)
+);
+CREATE TABLE IF NOT EXISTS requests (
+    key TEXT PRIMARY KEY,
+    body_json TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS generations (
+    key TEXT PRIMARY KEY,
+    text TEXT NOT NULL,
+    finish_reason TEXT,
+    model TEXT,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    cost REAL,
+    response_id TEXT,
+    attempts INTEGER NOT NULL,
+    run_id TEXT,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS failures (
+    run_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    record_id TEXT,
+    error TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (run_id, key)
+);
+CREATE TABLE IF NOT EXISTS samples (
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    kept INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+);
+CREATE TABLE IF NOT EXISTS verdicts (
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    position INTEGER NOT NULL,
+    filter TEXT NOT NULL,
+    kept INTEGER NOT NULL,
+    reason TEXT,
+    PRIMARY KEY (run_id, seq, position)
+);
+CREATE TABLE IF NOT EXISTS examples (
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    sub INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    split TEXT NOT NULL,
+    line_json TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq, sub)
+);
+CREATE TABLE IF NOT EXISTS kv (
+    namespace TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (namespace, key)
+);
+"""
+
+
+class RunStore:
+    """A SQLite run store. One instance per process; not shared across threads."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Autocommit mode: each statement outside an explicit transaction commits at once.
+            self.db = sqlite3.connect(self.path, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            # WAL + NORMAL: a commit survives the process being killed; only an OS crash can
+            # lose the last transactions.
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA busy_timeout=10000")
+            self.db.executescript(SCHEMA)
+        except (sqlite3.Error, OSError) as error:
+            raise ConfigError(f"run store {self.path}: {error}") from None
+        self._in_tx = False
+
+    def close(self) -> None:
+        self.flush()
+        self.db.close()
+
+    # -- transactions for derived rows -----------------------------------------------------------
+
+    def _begin(self) -> None:
+        if not self._in_tx:
+            self.db.execute("BEGIN")
+            self._in_tx = True
+
+    def flush(self) -> None:
+        """Commit pending derived rows."""
+        if self._in_tx:
+            self.db.execute("COMMIT")
+            self._in_tx = False
+
+    # -- runs --------------------------------------------------------------------------------------
+
+    def start_run(self, preset: str, preset_json: dict[str, Any], out_dir: Path) -> str:
+        run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+        self.flush()
+        self.db.execute(
+            "INSERT INTO runs (id, preset, preset_json, out_dir, status, started_at)"
+            " VALUES (?, ?, ?, ?, 'running', ?)",
+            (run_id, preset, json.dumps(preset_json), str(out_dir), time.time()),
+        )
+        return run_id
+
+    def finish_run(self, run_id: str, status: str, report: dict[str, Any]) -> None:
+        self.flush()
+        self.db.execute(
+            "UPDATE runs SET status = ?, finished_at = ?, report_json = ? WHERE id = ?",
+            (status, time.time(), json.dumps(report), run_id),
+        )
+
+    def run_info(self, run_id: str) -> dict[str, Any] | None:
+        row = self.db.execute(
+            "SELECT id, preset, out_dir, status, started_at, finished_at, report_json FROM runs WHERE id = ?",
+            (run_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        keys = ("id", "preset", "out_dir", "status", "started_at", "finished_at", "report")
+        info = dict(zip(keys, row, strict=True))
+        info["report"] = json.loads(info["report"]) if info["report"] else None
+        return info
+
+    def runs(self) -> list[dict[str, Any]]:
+        ids = [r[0] for r in self.db.execute("SELECT id FROM runs ORDER BY started_at")]
+        return [info for i in ids if (info := self.run_info(i)) is not None]
+
+    # -- records and requests -------------------------------------------------------------------
+
+    def put_record(self, run_id: str, seq: int, record: Record) -> None:
+        self._begin()
+        self.db.execute(
+            "INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?)",
+            (run_id, record.id, seq, record.category, record.model_dump_json()),
+        )
+
+    def put_request(self, request: GenerationRequest) -> None:
+        self._begin()
+        self.db.execute(
+            "INSERT OR REPLACE INTO requests VALUES (?, ?)",
+            (request.key, request.model_dump_json(exclude={"key"})),
+        )
+
+    # -- generations: committed one by one -------------------------------------------------------
+
+    def get_generation(self, key: str) -> GenerationOutcome | None:
+        row = self.db.execute(
+            "SELECT text, finish_reason, model, prompt_tokens, completion_tokens, cost,"
+            " response_id, attempts FROM generations WHERE key = ?",
+            (key,),
+        ).fetchone()
+        if row is None:
+            return None
+        text, finish, model, pt, ct, cost, rid, attempts = row
+        return GenerationOutcome(
+            key=key,
+            text=text,
+            finish_reason=finish,
+            model=model,
+            usage={"prompt_tokens": pt, "completion_tokens": ct},
+            cost=cost,
+            response_id=rid,
+            attempts=attempts,
+        )
+
+    def put_outcome(self, run_id: str, outcome: GenerationOutcome, record_id: str | None) -> None:
+        """Commit an answer (or a failure) now, together with any pending derived rows."""
+        now = time.time()
+        self._begin()
+        if outcome.ok:
+            self.db.execute(
+                "INSERT OR REPLACE INTO generations VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    outcome.key,
+                    outcome.text,
+                    outcome.finish_reason,
+                    outcome.model,
+                    outcome.usage.prompt_tokens,
+                    outcome.usage.completion_tokens,
+                    outcome.cost,
+                    outcome.response_id,
+                    outcome.attempts,
+                    run_id,
+                    now,
+                ),
+            )
+            self.db.execute("DELETE FROM failures WHERE run_id = ? AND key = ?", (run_id, outcome.key))
+        else:
+            self.db.execute(
+                "INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    outcome.key,
+                    record_id,
+                    outcome.error or "no answer",
+                    outcome.attempts,
+                    now,
+                ),
+            )
+        self.flush()
+
+    def failures(self, run_id: str) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            "SELECT key, record_id, error, attempts FROM failures WHERE run_id = ? ORDER BY created_at",
+            (run_id,),
+        )
+        return [dict(zip(("key", "record_id", "error", "attempts"), r, strict=True)) for r in rows]
+
+    # -- verdicts and examples ----------------------------------------------------------------------
+
+    def put_sample(
+        self,
+        run_id: str,
+        seq: int,
+        key: str,
+        record_id: str,
+        verdicts: list[tuple[str, bool, str | None]],
+        text: str,
+    ) -> None:
+        self._begin()
+        kept = all(v[1] for v in verdicts)
+        self.db.execute(
+            "INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?, ?, ?)",
+            (run_id, seq, key, record_id, int(kept), text),
+        )
+        self.db.executemany(
+            "INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?, ?, ?, ?)",
+            [(run_id, seq, i, f, int(k), r) for i, (f, k, r) in enumerate(verdicts)],
+        )
+
+    def put_example(
+        self,
+        run_id: str,
+        seq: int,
+        sub: int,
+        key: str,
+        record_id: str,
+        example: TrainingExample,
+        split: str,
+    ) -> None:
+        self._begin()
+        self.db.execute(
+            "INSERT OR REPLACE INTO examples VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (run_id, seq, sub, key, record_id, example.kind, split, json.dumps(example.line)),
+        )
+
+    def iter_examples(self, run_id: str, split: str) -> Iterator[str]:
+        """The dataset lines of one split, in source order, as JSON text."""
+        self.flush()
+        yield from (
+            row[0]
+            for row in self.db.execute(
+                "SELECT line_json FROM examples WHERE run_id = ? AND split = ? ORDER BY seq, sub",
+                (run_id, split),
+            )
+        )
+
+    def iter_rejected(self, run_id: str) -> Iterator[dict[str, Any]]:
+        """Dropped samples in source order, with the filter that dropped them and why."""
+        self.flush()
+        rows = self.db.execute(
+            "SELECT s.seq, s.record_id, s.key, v.filter, v.reason, s.text"
+            " FROM samples s JOIN verdicts v ON v.run_id = s.run_id AND v.seq = s.seq"
+            " WHERE s.run_id = ? AND v.kept = 0 ORDER BY s.seq",
+            (run_id,),
+        )
+        for seq, record_id, key, flt, reason, text in rows:
+            yield {
+                "record_id": record_id,
+                "request_key": key,
+                "filter": flt,
+                "reason": reason,
+                "text": text,
+                "seq": seq,
+            }
+
+    def lineage(self, run_id: str, seq: int) -> dict[str, Any] | None:
+        """Where one sample came from: its record, request, generation and verdicts."""
+        self.flush()
+        row = self.db.execute(
+            "SELECT key, record_id, kept FROM samples WHERE run_id = ? AND seq = ?", (run_id, seq)
+        ).fetchone()
+        if row is None:
+            return None
+        key, record_id, kept = row
+        record = self.db.execute(
+            "SELECT record_json FROM records WHERE run_id = ? AND record_id = ?",
+            (run_id, record_id),
+        ).fetchone()
+        request = self.db.execute("SELECT body_json FROM requests WHERE key = ?", (key,)).fetchone()
+        generation = self.get_generation(key)
+        verdicts = self.db.execute(
+            "SELECT filter, kept, reason FROM verdicts WHERE run_id = ? AND seq = ? ORDER BY position",
+            (run_id, seq),
+        ).fetchall()
+        return {
+            "record": json.loads(record[0]) if record else None,
+            "request": json.loads(request[0]) if request else None,
+            "generation": generation.model_dump() if generation else None,
+            "verdicts": [{"filter": f, "kept": bool(k), "reason": r} for f, k, r in verdicts],
+            "kept": bool(kept),
+        }
+
+    # -- key-value state for plugins ----------------------------------------------------------------
+
+    def kv_get(self, namespace: str, key: str) -> str | None:
+        row = self.db.execute(
+            "SELECT value FROM kv WHERE namespace = ? AND key = ?", (namespace, key)
+        ).fetchone()
+        return row[0] if row else None
+
+    def kv_put(self, namespace: str, key: str, value: str) -> None:
+        """Store and commit at once: plugin state (batch ids, job ids) must survive a kill."""
+        self.flush()
+        self.db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?, ?, ?)", (namespace, key, value, time.time()))

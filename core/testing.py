@@ -1,0 +1,252 @@
+"""Testing helpers for synthtune and its plugins.
+
+:class:`FakeOpenAI` is a real HTTP server on 127.0.0.1 that speaks the OpenAI chat-completions
+API, so tests drive the same ``openai`` client code that talks to api.openai.com, with only
+``base_url`` changed. It validates every request body against the official request schema,
+counts what it answered, and lets a test script the answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from aiohttp import web
+
+SCHEMA_PACKAGE = "synthtune.core.schemas"
+REQUEST_SCHEMAS = "openai-request-schemas.json"
+LINE_SCHEMAS = "openai-finetune-line-schemas.json"
+
+
+def load_schemas(name: str, path: Path | None = None) -> dict[str, Any]:
+    """A schema document, from ``path`` or the copy shipped with synthtune."""
+    text = path.read_text() if path else files(SCHEMA_PACKAGE).joinpath(name).read_text()
+    return json.loads(text)
+
+
+def validator_for(document: dict[str, Any], definition: str) -> jsonschema.Draft202012Validator:
+    """A validator for one ``$defs`` entry of a schema document."""
+    schema = {"$ref": f"#/$defs/{definition}", "$defs": document["$defs"]}
+    return jsonschema.Draft202012Validator(schema)
+
+
+def body_digest(body: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass
+class Reply:
+    """A scripted answer. ``raw`` replaces the whole body (for malformed responses)."""
+
+    text: str = ""
+    status: int = 200
+    finish_reason: str = "stop"
+    headers: dict[str, str] = field(default_factory=dict)
+    raw: bytes | None = None
+    delay: float | None = None
+    error_message: str = "scripted error"
+
+
+def default_text(body: dict[str, Any], length: int = 1200) -> str:
+    """A deterministic answer of about ``length`` characters, different for every body."""
+    digest = body_digest(body)
+    words = [
+        "the",
+        "story",
+        "turns",
+        "when",
+        "a",
+        "stranger",
+        "arrives",
+        "and",
+        "everything",
+        "changes",
+        "for",
+        "our",
+        "hero",
+        "who",
+        "must",
+        "choose",
+        "between",
+        "love",
+        "duty",
+    ]
+    rng = random.Random(digest)
+    out: list[str] = [f"[{digest[:8]}]"]
+    size = len(out[0])
+    while size < length:
+        word = rng.choice(words)
+        out.append(word)
+        size += len(word) + 1
+    return " ".join(out) + "."
+
+
+Responder = Callable[[dict[str, Any]], "Reply | str"]
+
+
+class FakeOpenAI:
+    """A fake OpenAI-compatible server, running in a background thread.
+
+    Use as a context manager (or call :meth:`start` / :meth:`stop`); point clients at
+    :attr:`base_url`. ``responder`` maps a request body to a :class:`Reply` or a text.
+    """
+
+    def __init__(
+        self,
+        responder: Responder | None = None,
+        *,
+        latency: float = 0.0,
+        jitter: float = 0.0,
+        schema_path: Path | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.responder = responder or (lambda body: default_text(body))
+        self.latency = latency
+        self.jitter = jitter
+        self._rng = random.Random(seed)
+        document = load_schemas(REQUEST_SCHEMAS, schema_path)
+        self._chat_validator = validator_for(document, "CreateChatCompletionRequest")
+        self.chat_requests: list[dict[str, Any]] = []
+        self.schema_errors: list[str] = []
+        self.answered: Counter[str] = Counter()  # body digest -> 200 answers to a live client
+        self.headers_seen: list[dict[str, str]] = []
+        self.port = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._lock = threading.Lock()
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def __enter__(self) -> FakeOpenAI:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=10)
+
+    def stop(self) -> None:
+        if self._loop is None:
+            return
+        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        assert self._thread is not None
+        self._thread.join(timeout=10)
+        self._loop.close()
+        self._loop = None
+
+    def routes(self, app: web.Application) -> None:
+        """Add the server's routes; subclasses add more (files, batches, fine-tuning)."""
+        app.router.add_post("/v1/chat/completions", self._chat)
+
+    async def _start(self) -> None:
+        app = web.Application(client_max_size=256 * 1024 * 1024)
+        self.routes(app)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+
+    async def _stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # -- counters -------------------------------------------------------------------------------
+
+    @property
+    def chat_count(self) -> int:
+        return len(self.chat_requests)
+
+    def answered_twice(self) -> list[str]:
+        """Digests of request bodies that got a 200 answer more than once."""
+        return [digest for digest, n in self.answered.items() if n > 1]
+
+    # -- handlers ---------------------------------------------------------------------------------
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        try:
+            body = await request.json()
+        except json.JSONDecodeError:
+            return _error(400, "body is not JSON")
+        with self._lock:
+            self.chat_requests.append(body)
+            self.headers_seen.append(
+                {k.lower(): v for k, v in request.headers.items() if k.lower() != "authorization"}
+            )
+        problems = [e.message for e in self._chat_validator.iter_errors(body)]
+        if problems:
+            self.schema_errors.append(f"{problems[0]} in {json.dumps(body)[:200]}")
+            return _error(400, f"request does not match CreateChatCompletionRequest: {problems[0]}")
+        reply = self.responder(body)
+        if isinstance(reply, str):
+            reply = Reply(text=reply)
+        delay = reply.delay if reply.delay is not None else self._delay()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if reply.status != 200:
+            return _error(reply.status, reply.error_message, reply.headers)
+        if request.transport is None or request.transport.is_closing():
+            return web.Response(status=499)  # the client is gone: nothing was delivered
+        if reply.raw is not None:
+            return web.Response(body=reply.raw, content_type="application/json")
+        with self._lock:
+            self.answered[body_digest(body)] += 1
+        return web.json_response(self.completion(body, reply), headers=reply.headers)
+
+    def _delay(self) -> float:
+        if self.latency <= 0:
+            return 0.0
+        return max(0.0, self.latency + self._rng.uniform(-self.jitter, self.jitter))
+
+    @staticmethod
+    def completion(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
+        prompt_chars = sum(len(str(m.get("content") or "")) for m in body.get("messages", []))
+        completion_tokens = max(1, len(reply.text) // 4)
+        return {
+            "id": f"chatcmpl-{body_digest(body)[:24]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", "fake"),
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": reply.text, "refusal": None},
+                    "finish_reason": reply.finish_reason,
+                    "logprobs": None,
+                }
+            ],
+            "usage": {
+                "prompt_tokens": max(1, prompt_chars // 4),
+                "completion_tokens": completion_tokens,
+                "total_tokens": max(1, prompt_chars // 4) + completion_tokens,
+            },
+        }
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    payload = {"error": {"message": message, "type": "fake_error", "code": str(status)}}
+    return web.json_response(payload, status=status, headers=headers or {})

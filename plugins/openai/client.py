@@ -1,0 +1,62 @@
+"""Building the ``openai`` async client from settings and the environment.
+
+The key is read from the environment (or the openai client's own configuration) at the moment
+the client is made, and never stored anywhere else.
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import urlparse
+
+import openai
+from synthtune.core.errors import ConfigError
+
+OPENAI_HOSTS = ("api.openai.com",)
+PLACEHOLDER_KEY = "no-key-required"
+
+
+def resolve_base_url(base_url: str | None) -> str | None:
+    return base_url or os.environ.get("OPENAI_BASE_URL") or None
+
+
+def resolve_api_key(api_key_env: str, base_url: str | None) -> str:
+    """The key from ``api_key_env``; local OpenAI-compatible servers may do without one."""
+    key = os.environ.get(api_key_env)
+    if key:
+        return key
+    host = urlparse(base_url).hostname if base_url else "api.openai.com"
+    if base_url is None or host in OPENAI_HOSTS:
+        raise ConfigError(
+            f"{api_key_env} is not set: export your OpenAI API key, or set OPENAI_BASE_URL "
+            "(or generate.base_url) to an OpenAI-compatible server"
+        )
+    return PLACEHOLDER_KEY
+
+
+def make_async_client(
+    *,
+    base_url: str | None,
+    api_key_env: str,
+    timeout: float,
+    max_retries: int,
+    max_connections: int,
+    transport: str = "aiohttp",
+) -> openai.AsyncOpenAI:
+    base = resolve_base_url(base_url)
+    key = resolve_api_key(api_key_env, base)
+    limits = openai._base_client.httpx2.Limits(
+        max_connections=max_connections, max_keepalive_connections=max_connections
+    )
+    http_client = (
+        openai.DefaultAioHttpClient(limits=limits, timeout=timeout)
+        if transport == "aiohttp"
+        else openai.DefaultAsyncHttpxClient(limits=limits, timeout=timeout)
+    )
+    return openai.AsyncOpenAI(
+        api_key=key,
+        base_url=base,
+        timeout=timeout,
+        max_retries=max_retries,
+        http_client=http_client,
+    )

@@ -1,0 +1,1 @@
+"""Presets bundled with synthtune (TOML files in this package)."""

@@ -1,0 +1,100 @@
+"""Shared fixtures: an isolated working directory, a fake OpenAI server, the CLI runner.
+
+Nothing here reaches the internet: the fake server listens on 127.0.0.1 and tiktoken reads its
+encodings from ``../shared/tiktoken_cache``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from typer.testing import CliRunner
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+REFERENCE = SHARED / "reference"
+os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(SHARED / "tiktoken_cache"))
+
+from synthtune.core.cli import build_app  # noqa: E402
+from synthtune.core.plugins import PluginHost  # noqa: E402
+from synthtune.core.testing import FakeOpenAI, validator_for  # noqa: E402
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run in an empty folder with no user presets, no API key and no inherited base URL."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SYNTHTUNE_PRESETS_DIR", str(tmp_path / "user-presets"))
+    for name in (
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "SYNTHTUNE_STORE",
+        "SYNTHTUNE_TRACEBACK",
+        "SYNTHTUNE_LOAD_PLUGINS",
+        "SYNTHTUNE_DISABLE_PLUGINS",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+@pytest.fixture
+def fake_openai(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
+    """A fake OpenAI server that validates bodies against the shared reference schema;
+    OPENAI_BASE_URL points at it. Fails the test if any request broke the schema."""
+    server = FakeOpenAI(schema_path=REFERENCE / "openai-request-schemas.json")
+    server.start()
+    monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+    try:
+        yield server
+    finally:
+        server.stop()
+    assert server.schema_errors == [], server.schema_errors[:3]
+
+
+@pytest.fixture
+def host() -> PluginHost:
+    """A fresh plugin host with every installed plugin loaded."""
+    fresh = PluginHost()
+    fresh.load_entrypoints()
+    return fresh
+
+
+class Cli:
+    """Invoke ``tune`` in-process with typer's CliRunner."""
+
+    def __init__(self, host: PluginHost) -> None:
+        self.host = host
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, input: str | None = None) -> Any:
+        return self.runner.invoke(build_app(self.host), list(args), input=input)
+
+
+@pytest.fixture
+def cli(host: PluginHost) -> Cli:
+    return Cli(host)
+
+
+def _line_document() -> dict[str, Any]:
+    return json.loads((REFERENCE / "openai-finetune-line-schemas.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def line_validators() -> dict[str, jsonschema.Draft202012Validator]:
+    """Validators for one line of each fine-tuning file kind, from the shared reference."""
+    document = _line_document()
+    return {
+        "chat": validator_for(document, "FineTuneChatRequestInput"),
+        "completion": validator_for(document, "FineTuneCompletionRequestInput"),
+        "preference": validator_for(document, "FineTunePreferenceRequestInput"),
+    }
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
