@@ -121,6 +121,7 @@ class FakeOpenAI:
         self.schema_errors: list[str] = []
         self.answered: Counter[str] = Counter()  # body digest -> 200 answers to a live client
         self.headers_seen: list[dict[str, str]] = []
+        self.files: dict[str, dict[str, Any]] = {}  # id -> file object (+ "_content": bytes)
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -159,6 +160,9 @@ class FakeOpenAI:
     def routes(self, app: web.Application) -> None:
         """Add the server's routes; subclasses add more (files, batches, fine-tuning)."""
         app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/files", self._upload_file)
+        app.router.add_get("/v1/files/{file_id}", self._get_file)
+        app.router.add_get("/v1/files/{file_id}/content", self._file_content)
 
     async def _start(self) -> None:
         app = web.Application(client_max_size=256 * 1024 * 1024)
@@ -216,6 +220,46 @@ class FakeOpenAI:
         with self._lock:
             self.answered[body_digest(body)] += 1
         return web.json_response(self.completion(body, reply), headers=reply.headers)
+
+    # -- files API --------------------------------------------------------------------------------
+
+    def add_file(self, content: bytes, filename: str, purpose: str) -> dict[str, Any]:
+        """Store a file as the Files API would and return its file object."""
+        file_id = f"file-{hashlib.sha256(content + filename.encode()).hexdigest()[:24]}"
+        file_id = file_id if file_id not in self.files else f"{file_id}-{len(self.files)}"
+        obj = {
+            "id": file_id,
+            "object": "file",
+            "bytes": len(content),
+            "created_at": int(time.time()),
+            "filename": filename,
+            "purpose": purpose,
+            "status": "processed",
+        }
+        self.files[file_id] = {**obj, "_content": content}
+        return obj
+
+    def file_content(self, file_id: str) -> bytes:
+        return bytes(self.files[file_id]["_content"])
+
+    async def _upload_file(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        upload, purpose = form.get("file"), form.get("purpose")
+        if not isinstance(upload, web.FileField) or not isinstance(purpose, str):
+            return _error(400, "multipart form needs 'file' and 'purpose'")
+        return web.json_response(self.add_file(upload.file.read(), upload.filename, purpose))
+
+    async def _get_file(self, request: web.Request) -> web.Response:
+        found = self.files.get(request.match_info["file_id"])
+        if found is None:
+            return _error(404, "no such file")
+        return web.json_response({k: v for k, v in found.items() if not k.startswith("_")})
+
+    async def _file_content(self, request: web.Request) -> web.Response:
+        found = self.files.get(request.match_info["file_id"])
+        if found is None:
+            return _error(404, "no such file")
+        return web.Response(body=found["_content"], content_type="application/octet-stream")
 
     def _delay(self) -> float:
         if self.latency <= 0:
