@@ -27,7 +27,7 @@ class PluginError(SynthtuneError):
         self.plugin = plugin
         self.stage = stage
         self.original = error
-        detail = str(error) or type(error).__name__
+        detail = " ".join(str(error).split()) or type(error).__name__
         super().__init__(f"plugin {plugin!r} failed in stage {stage!r}: {detail}")
 
 

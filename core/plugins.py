@@ -136,7 +136,8 @@ class PluginHost:
         self._calls.clear()
 
     def _warn(self, name: str, what: str, error: BaseException) -> None:
-        line = f"plugin {name!r} {what}: {type(error).__name__}: {error}"
+        detail = " ".join(str(error).split())  # pluggy's messages span several lines
+        line = f"plugin {name!r} {what}: {type(error).__name__}: {detail}"
         if traceback_requested():
             line += "\n" + "".join(traceback.format_exception(error))
         self.warnings.append(line)

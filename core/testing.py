@@ -167,7 +167,8 @@ class FakeOpenAI:
     async def _start(self) -> None:
         app = web.Application(client_max_size=256 * 1024 * 1024)
         self.routes(app)
-        self._runner = web.AppRunner(app, access_log=None)
+        # Held or slow handlers must not keep a test waiting at shutdown.
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()

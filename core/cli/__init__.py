@@ -36,7 +36,7 @@ class RootGroup(TyperGroup):
         except SynthtuneError as error:
             if traceback_requested():
                 raise
-            typer.echo(f"error: {error}", err=True)
+            typer.echo(f"error: {' '.join(str(error).split())}", err=True)
             raise typer.Exit(error.exit_code) from None
 
 

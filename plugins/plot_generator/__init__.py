@@ -8,8 +8,10 @@ stays balanced at any count (each value used once per cycle, cycles reshuffled w
 from __future__ import annotations
 
 import hashlib
+import itertools
 import random
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from typing import Literal
 
@@ -95,44 +97,50 @@ class PlotFormatSettings(StageSettings):
     end_marker: str = "\n\nEND"
 
 
-def _cycle(values: list[str], rng: random.Random) -> Iterator[str]:
-    """Every value once per cycle, in a fresh seeded order each cycle."""
-    while True:
-        order = list(values)
-        rng.shuffle(order)
-        yield from order
-
-
 def balanced_combinations(settings: PlotSourceSettings, seed: int) -> Iterator[tuple[str, ...]]:
-    """Distinct combinations whose per-list counts differ by at most one at every prefix
-    (while the lists allow it), reproducible for a seed."""
+    """Distinct combinations, drawn so that every list stays balanced, reproducibly for a seed.
+
+    Each value of a list is used once per cycle through that list (each cycle in a fresh seeded
+    order), so its count differs from the other values' by at most one at every prefix: a
+    ``--limit`` anywhere is balanced too. When every combination of the values left in the
+    current cycles is already taken, balance gives way list by list (periods first, then places,
+    then modifiers, never genres), taking the least-used values first.
+    """
     lists = [settings.genres, settings.modifiers, settings.places, settings.periods]
     total = 1
     for values in lists:
         total *= len(values)
-    count = min(settings.count or total, total)
     rng = random.Random(seed)
-    streams = [_cycle(values, rng) for values in lists]
+    count = settings.count or total
+    if count >= total:  # every combination: a seeded shuffle of all of them
+        combos = list(itertools.product(*lists))
+        rng.shuffle(combos)
+        yield from combos
+        return
+    remaining: list[list[str]] = [[] for _ in lists]
+    used: list[Counter[str]] = [Counter() for _ in lists]
     seen: set[tuple[str, ...]] = set()
-    while len(seen) < count:
-        combo = tuple(next(stream) for stream in streams)
-        tries = 0
-        while combo in seen and tries < 64:
-            # Collisions only: redraw the place and period, keeping genre/modifier balance.
-            combo = (combo[0], combo[1], next(streams[2]), next(streams[3]))
-            tries += 1
-        if combo in seen:
-            combo = next(c for c in _all(lists, rng) if c not in seen)
+    for _ in range(count):
+        for i, values in enumerate(lists):
+            if not remaining[i]:
+                remaining[i] = rng.sample(values, len(values))
+        combo = None
+        for relaxed in range(len(lists)):  # 0: strict; 1: periods free; 2: +places; 3: +modifiers
+            choices = [
+                remaining[i] if i < len(lists) - relaxed else sorted(lists[i], key=used[i].__getitem__)
+                for i in range(len(lists))
+            ]
+            combo = next((c for c in itertools.product(*choices) if c not in seen), None)
+            if combo is not None:
+                break
+        if combo is None:  # only this close to exhausting the space
+            combo = next(c for c in itertools.product(*lists) if c not in seen)
+        for i, value in enumerate(combo):
+            if value in remaining[i]:
+                remaining[i].remove(value)
+            used[i][value] += 1
         seen.add(combo)
         yield combo
-
-
-def _all(lists: list[list[str]], rng: random.Random) -> list[tuple[str, ...]]:
-    import itertools
-
-    combos = list(itertools.product(*lists))
-    rng.shuffle(combos)
-    return combos
 
 
 def _slug(text: str) -> str:
