@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 import pluggy
 from pydantic import BaseModel, ConfigDict
@@ -198,7 +198,7 @@ class PluginHost:
         for impl in self.pm.hook.stage_settings.get_hookimpls():
             if impl.plugin is plugin:
                 try:
-                    model = impl.function(stage=stage)
+                    model = cast("type[BaseModel] | None", impl.function(stage=stage))
                 except Exception as error:
                     raise PluginError(plugin_name, "stage_settings", error) from error
                 return model if model is not None else NoSettings

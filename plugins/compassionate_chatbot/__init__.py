@@ -118,12 +118,13 @@ def render(turns: list[tuple[str, str]]) -> str:
 
 @hookimpl
 def stage_settings(stage: str) -> type[BaseModel] | None:
-    return {
+    models: dict[str, type[BaseModel]] = {
         "source": ChatbotSourceSettings,
         "prompt": ChatbotPromptSettings,
         "filter": ChatbotFilterSettings,
         "format": ChatbotFormatSettings,
-    }.get(stage)
+    }
+    return models.get(stage)
 
 
 @hookimpl

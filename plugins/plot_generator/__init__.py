@@ -174,12 +174,13 @@ def input_text(fields: dict[str, str]) -> str:
 
 @hookimpl
 def stage_settings(stage: str) -> type[BaseModel] | None:
-    return {
+    models: dict[str, type[BaseModel]] = {
         "source": PlotSourceSettings,
         "prompt": PlotPromptSettings,
         "filter": PlotFilterSettings,
         "format": PlotFormatSettings,
-    }.get(stage)
+    }
+    return models.get(stage)
 
 
 @hookimpl
