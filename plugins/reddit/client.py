@@ -28,6 +28,7 @@ from synthtune.plugins.reddit.settings import RedditSourceSettings
 
 MAX_BODY_BYTES = 32 * 1024 * 1024  # a thread's JSON is far smaller; this bounds a hostile reply
 LOW_BUDGET = 10  # below this many remaining requests, spread them over the rest of the window
+RESET_MARGIN = 0.5  # Reddit rounds x-ratelimit-reset to whole seconds
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 
 
@@ -60,8 +61,8 @@ class RateBudget:
         if self.remaining is None or self.reset is None:
             return 0.0
         elapsed = now - self.seen_at
-        if self.remaining < 1:  # spent: wait for the window to reset (the header is rounded)
-            return max(0.0, self.reset + 1.0 - elapsed)
+        if self.remaining < 1:  # spent: wait for the window to reset
+            return max(0.0, self.reset + RESET_MARGIN - elapsed)
         if self.remaining < LOW_BUDGET:  # nearly spent: spread what is left over the window
             return max(0.0, self.reset / self.remaining - elapsed)
         return 0.0
@@ -186,7 +187,7 @@ class RedditClient:
             reset = _number(reply.headers, "x-ratelimit-reset")
             told = [v for v in (retry_after, reset) if v is not None]
             if told:
-                return max(told) + 0.5  # the reset header is rounded to whole seconds
+                return max(told) + RESET_MARGIN
         return self._backoff(attempt)
 
     def _backoff(self, attempt: int) -> float:
