@@ -283,6 +283,8 @@ def test_walk_yields_top_level_stories_only_across_pages(fake_reddit: FakeReddit
     assert all(r.query["t"] == "month" and r.query["limit"] == "100" for r in tops)
     threads = [r.path.split("/")[4] for r in fake_reddit.requests if "/comments/" in r.path]
     assert threads == ["abc101", "abc102", "abc103"]  # not the stickied post, not the NSFW one
+    thread_queries = [r.query for r in fake_reddit.requests if "/comments/" in r.path]
+    assert all(q["sort"] == "top" and q["depth"] == "1" for q in thread_queries)
     assert all(r.query.get("raw_json") == "1" for r in fake_reddit.requests)
     assert {r.user_agent for r in fake_reddit.requests} == {DEFAULT_USER_AGENT}
 
