@@ -446,3 +446,21 @@ def test_preset_is_listed_with_its_description(cli) -> None:
     assert shown.exit_code == 0, shown.output
     for expected in ("reddit", "WritingPrompts", "max_story_tokens", "PROFESSIONAL FEEDBACK:"):
         assert expected in shown.output
+
+
+def test_reddit_refusing_is_one_clear_error(cli, fake_openai: FakeOpenAI, fake_reddit: FakeReddit) -> None:
+    fake_reddit.throttle(times=5, reset=1)
+    result = cli(
+        "run",
+        "--preset",
+        "writing-coach",
+        "--set",
+        f"source.base_url={fake_reddit.base_url}",
+        "--set",
+        "source.max_retries=0",
+        "--yes",
+    )
+    assert result.exit_code == 1
+    assert "reddit: GET" in result.output and "HTTP 429 after 1 attempts" in result.output
+    assert "Traceback" not in result.output
+    assert fake_reddit.request_count == 1 and fake_openai.chat_count == 0

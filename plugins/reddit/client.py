@@ -12,6 +12,7 @@ request every two seconds, so there is nothing for concurrency to win.
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import random
@@ -150,7 +151,7 @@ class RedditClient:
             self.requests += 1
             try:
                 reply = self.fetch(url, headers, self.settings.timeout)
-            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as error:
+            except (OSError, http.client.HTTPException) as error:  # URLError, timeouts, resets
                 reason = getattr(error, "reason", error)
                 if attempt >= self.settings.max_retries:
                     raise RedditError(

@@ -90,6 +90,12 @@ def iter_stories(
                     "score": found.score,
                 },
             )
+    if log is not None and posts == 0:
+        log.warning(
+            "reddit: r/%s has no readable posts for t=%s (check the subreddit name and period)",
+            settings.subreddit,
+            settings.period,
+        )
     if log is not None:
         detail = ", ".join(f"{reason} {n}" for reason, n in sorted(skipped.items())) or "none"
         log.info(
