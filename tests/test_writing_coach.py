@@ -230,6 +230,7 @@ def test_artifacts_are_stripped() -> None:
     assert "\n\n\n" not in cleaned and "   \n" not in cleaned
     assert strip_artifacts("**Feedback:** You did well.\n\n* * *") == "You did well."
     assert strip_artifacts("PROFESSIONAL FEEDBACK:\nFeedback: You did.") == "You did."
+    assert strip_artifacts("You did.\n\n———\n\n= = =\n\nKeep going.") == "You did.\n\nKeep going."
     assert strip_artifacts("Feedback is a gift, and you took it.") == "Feedback is a gift, and you took it."
 
 

@@ -15,7 +15,7 @@ import re
 from synthtune.core.models import Sample
 from synthtune.plugins.writing_coach.settings import CoachFilterSettings
 
-SEPARATOR = re.compile(r"^[ \t]*([-*_=~#•·])(?:[ \t]*\1){2,}[ \t]*$", re.MULTILINE)
+SEPARATOR = re.compile(r"^[ \t]*([-*_=~#•·—–])(?:[ \t]*\1){2,}[ \t]*$", re.MULTILINE)
 CUE_ECHO = re.compile(
     r"\A\s*(?:[*_#>]+\s*)?(?:professional\s+|critical\s+)?feedback\s*(?:[*_]+\s*)?:\s*(?:[*_]+)?",
     re.IGNORECASE,
