@@ -216,6 +216,7 @@ class RunContext:
 
     ``cache_get``/``cache_put`` are a persistent key-value store in the run store, namespaced per
     plugin, for raw downloads and backend state (batch ids, job ids) that must survive a kill.
+    ``model`` is the generate stage's model (for counting tokens with its encoding), when known.
     """
 
     run_id: str
@@ -226,6 +227,7 @@ class RunContext:
     _get: Callable[[str, str], str | None] | None = None
     _put: Callable[[str, str, str], None] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    model: str | None = None
 
     def cache_get(self, key: str) -> str | None:
         return self._get(self.plugin, key) if self._get else None
@@ -245,4 +247,5 @@ class RunContext:
             _get=self._get,
             _put=self._put,
             extra=self.extra,
+            model=self.model,
         )

@@ -125,6 +125,7 @@ class Pipeline:
             log=log,
             _get=self.store.kv_get,
             _put=self.store.kv_put,
+            model=self.preset.model,
         )
 
     # -- the stream of requests ---------------------------------------------------------------
