@@ -348,6 +348,7 @@ class FakeOpenAI:
         batch = self.batches.get(request.match_info["batch_id"])
         if batch is None:
             return _error(404, "no such batch")
+        batch["_gets"] = batch.get("_gets", 0) + 1
         if batch["status"] == "in_progress" and not self.batch_hold:
             batch["_polls"] += 1
             total = batch["request_counts"]["total"]
