@@ -183,3 +183,21 @@ def test_without_a_terminal_a_run_that_spends_needs_yes(cli, fake_openai: FakeOp
     cached = cli("run", "--preset", "plot-generator", "--limit", "3")  # everything cached: no spend
     assert cached.exit_code == 0, cached.output
     assert fake_openai.chat_count == 3
+
+
+def test_max_cost_in_batch_mode_admits_requests_at_the_batch_price(
+    cli, fake_openai: FakeOpenAI, workdir: Path
+) -> None:
+    batch = ["--set", "generate.mode=batch", "--set", "generate.batch_poll_interval=0.02"]
+    full = estimate(cli, "--limit", "10", *batch)["to_send"]["cost_batch"]
+    cap = full / 2
+    options = ["--limit", "10", "--yes", "--max-cost", f"{cap:.6f}", *batch]
+    result = cli("run", "--preset", "plot-generator", *options)
+    assert result.exit_code == run_cmd.EXIT_COST_CAP, result.output
+    (batch_id,) = fake_openai.batches
+    lines = fake_openai.batch_lines(batch_id)
+    assert len(lines) == pytest.approx(10 / 2, abs=1.01)  # the cap holds about half the estimate
+    spend = usage_dollars([line["body"] for line in lines]) / 2  # the batch discount
+    report = json.loads((workdir / "runs" / "plot-generator" / "report.json").read_text())
+    assert report["cost_usd"] == pytest.approx(spend, abs=1e-6) and spend <= cap
+    assert report["not_sent_cost_cap"] == 10 - len(lines)

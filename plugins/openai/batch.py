@@ -24,7 +24,7 @@ import json
 import sys
 import time
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import openai
 from pydantic import BaseModel, Field, ValidationError
@@ -34,8 +34,8 @@ from synthtune.core.spend import usage_cost
 from synthtune.plugins.openai.client import make_async_client
 from synthtune.plugins.openai.generate import OpenAIGenerateSettings, request_body
 
-ENDPOINT = "/v1/chat/completions"
-COMPLETION_WINDOW = "24h"
+ENDPOINT: Final = "/v1/chat/completions"
+COMPLETION_WINDOW: Final = "24h"
 TERMINAL = frozenset({"completed", "expired", "cancelled", "failed"})
 INDEX_KEY = "batch-open-chunks"
 CHUNK_PREFIX = "batch-chunk:"
