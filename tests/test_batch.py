@@ -264,3 +264,25 @@ def test_batch_max_wait_leaves_the_batch_running_for_a_rerun(
     assert fake_openai.batch_count == 1
     answered_once(fake_openai)
     assert len(read_jsonl(workdir / "runs" / "plot-generator" / "train.jsonl")) == 4
+
+
+def test_a_batch_the_server_lost_is_failed_then_resubmitted(
+    cli, fake_openai: FakeOpenAI, workdir: Path
+) -> None:
+    fake_openai.batch_hold = True
+    assert run(cli, "--limit", "3", *BATCH, "--set", "generate.batch_max_wait=0").exit_code == 0
+    (lost,) = fake_openai.batches
+    del fake_openai.batches[lost]  # deleted server-side, or the base URL now names another server
+    fake_openai.batch_hold = False
+
+    second = run(cli, "--limit", "3", *BATCH)
+    assert second.exit_code == 0, second.output
+    report = json.loads((workdir / "runs" / "plot-generator" / "report.json").read_text())
+    assert report["failed"] == 3 and "not found on the server" in report["failures"][0]["error"]
+    assert fake_openai.batch_count == 0
+
+    third = run(cli, "--limit", "3", *BATCH)
+    assert third.exit_code == 0, third.output
+    assert fake_openai.batch_count == 1
+    answered_once(fake_openai)
+    assert len(read_jsonl(workdir / "runs" / "plot-generator" / "train.jsonl")) == 3

@@ -41,6 +41,7 @@ INDEX_KEY = "batch-open-chunks"
 CHUNK_PREFIX = "batch-chunk:"
 METADATA_KEY = "synthtune_chunk"
 LIST_PAGE = 100
+GONE = object()  # a batch the server no longer knows
 
 
 class ChunkRecord(BaseModel):
@@ -335,6 +336,14 @@ class BatchRunner:
                 batch = await self._retrieve(record.batch_id)
                 if batch is None:
                     continue
+                if batch is GONE:  # deleted, or another server: its requests go in a new batch
+                    for key in record.custom_ids:
+                        if key in self.wanted[chunk]:
+                            error = f"batch {record.batch_id} not found on the server; a rerun resubmits"
+                            yield GenerationOutcome(key=key, error=error)
+                    self.book.close(record)
+                    del active[chunk]
+                    continue
                 self.progress.update(batch)
                 if batch.status in TERMINAL:
                     async for outcome in self._collect(batch, record, self.wanted[chunk]):
@@ -362,6 +371,8 @@ class BatchRunner:
         except (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError) as error:
             self.context.log.warning("polling batch %s failed (%s); retrying", batch_id, error)
             return None
+        except openai.NotFoundError:
+            return GONE
         except openai.APIStatusError as error:
             raise GenerationError(f"batch {batch_id}: HTTP {error.status_code}: {error.message}") from None
 
