@@ -47,7 +47,7 @@ class OpenAIGenerateSettings(GenerateSettings):
     )
     batch_max_requests: int = Field(default=50_000, ge=1, le=50_000, description="requests per batch")
     batch_max_bytes: int = Field(
-        default=200 * 1024 * 1024, ge=1, le=200 * 1024 * 1024, description="input file bytes per batch"
+        default=200_000_000, ge=1, le=200_000_000, description="input file bytes per batch (API: 200 MB)"
     )
 
 
