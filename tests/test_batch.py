@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from conftest import REFERENCE, read_jsonl
 from synthtune.core.testing import FakeOpenAI, Reply, default_text, validator_for
-from synthtune.plugins.openai import batch as batch_module
+from synthtune.plugins.openai import batch_book
 
 BATCH = ["--set", "generate.mode=batch", "--set", "generate.batch_poll_interval=0.02"]
 PRICE_IN, PRICE_OUT = 0.40, 1.60  # gpt-4.1-mini, USD per 1M tokens (core/prices.toml)
@@ -166,7 +166,7 @@ def test_a_run_killed_while_waiting_is_resumed_by_polling_the_same_batch(
         child.wait(timeout=10)
     assert child.returncode == -signal.SIGKILL
     (batch_id,) = fake_openai.batches
-    chunks = [json.loads(v) for v in kv(workdir / "synthtune.db", batch_module.CHUNK_PREFIX).values()]
+    chunks = [json.loads(v) for v in kv(workdir / "synthtune.db", batch_book.CHUNK_PREFIX).values()]
     assert [(c["state"], c["batch_id"]) for c in chunks] == [("submitted", batch_id)]
     assert fake_openai.batch_answered == {}
 
@@ -178,26 +178,26 @@ def test_a_run_killed_while_waiting_is_resumed_by_polling_the_same_batch(
     assert fake_openai.chat_count == 0
     answered_once(fake_openai)
     assert len(read_jsonl(workdir / "runs" / "plot-generator" / "train.jsonl")) == 8
-    chunks = [json.loads(v) for v in kv(workdir / "synthtune.db", batch_module.CHUNK_PREFIX).values()]
+    chunks = [json.loads(v) for v in kv(workdir / "synthtune.db", batch_book.CHUNK_PREFIX).values()]
     assert [c["state"] for c in chunks] == ["closed"]
 
 
 def test_a_crash_between_create_and_commit_adopts_the_batch_by_its_metadata(
     cli, fake_openai: FakeOpenAI, workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_put = batch_module.ChunkBook.put
+    real_put = batch_book.ChunkBook.put
 
     def crash_on_submitted(self: Any, record: Any) -> None:
         if record.state == "submitted":
             raise RuntimeError("simulated crash right after batches.create")
         real_put(self, record)
 
-    monkeypatch.setattr(batch_module.ChunkBook, "put", crash_on_submitted)
+    monkeypatch.setattr(batch_book.ChunkBook, "put", crash_on_submitted)
     fake_openai.batch_hold = True
     crashed = run(cli, "--limit", "6", *BATCH)
     assert isinstance(crashed.exception, RuntimeError)
     assert fake_openai.batch_count == 1
-    monkeypatch.setattr(batch_module.ChunkBook, "put", real_put)
+    monkeypatch.setattr(batch_book.ChunkBook, "put", real_put)
 
     fake_openai.batch_hold = False
     rerun = run(cli, "--limit", "6", *BATCH)

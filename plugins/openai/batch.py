@@ -19,81 +19,26 @@ errors) come back as failures, and a rerun puts them in a new batch.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import sys
 import time
 from collections.abc import AsyncIterator
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import openai
-from pydantic import BaseModel, Field, ValidationError
 from synthtune.core.errors import ConfigError, GenerationError
 from synthtune.core.models import GenerationOutcome, GenerationRequest, RunContext, Usage
 from synthtune.core.spend import usage_cost
+from synthtune.plugins.openai.batch_book import ChunkBook, ChunkRecord, chunk_hash
 from synthtune.plugins.openai.client import make_async_client
 from synthtune.plugins.openai.generate import OpenAIGenerateSettings, request_body
 
 ENDPOINT: Final = "/v1/chat/completions"
 COMPLETION_WINDOW: Final = "24h"
 TERMINAL = frozenset({"completed", "expired", "cancelled", "failed"})
-INDEX_KEY = "batch-open-chunks"
-CHUNK_PREFIX = "batch-chunk:"
 METADATA_KEY = "synthtune_chunk"
 LIST_PAGE = 100
 GONE = object()  # a batch the server no longer knows
-
-
-class ChunkRecord(BaseModel):
-    """What the run store keeps about one submitted chunk of requests."""
-
-    chunk: str
-    state: Literal["submitting", "submitted", "closed"]
-    custom_ids: list[str]
-    models: dict[str, str] = Field(default_factory=dict)  # custom_id -> model, for pricing
-    input_file_id: str | None = None
-    batch_id: str | None = None
-    created_at: float = Field(default_factory=time.time)
-
-
-class ChunkBook:
-    """Chunk records and the index of open chunks, in the plugin's key-value cache."""
-
-    def __init__(self, context: RunContext) -> None:
-        self.context = context
-
-    def open_chunks(self) -> list[str]:
-        raw = self.context.cache_get(INDEX_KEY)
-        return list(json.loads(raw)) if raw else []
-
-    def _set_open(self, chunks: list[str]) -> None:
-        self.context.cache_put(INDEX_KEY, json.dumps(chunks))
-
-    def get(self, chunk: str) -> ChunkRecord | None:
-        raw = self.context.cache_get(CHUNK_PREFIX + chunk)
-        if raw is None:
-            return None
-        try:
-            return ChunkRecord.model_validate_json(raw)
-        except ValidationError:
-            return None
-
-    def put(self, record: ChunkRecord) -> None:
-        """Commit ``record`` and make sure an unclosed chunk is in the open index."""
-        self.context.cache_put(CHUNK_PREFIX + record.chunk, record.model_dump_json())
-        chunks = self.open_chunks()
-        if record.state != "closed" and record.chunk not in chunks:
-            self._set_open([*chunks, record.chunk])
-        elif record.state == "closed" and record.chunk in chunks:
-            self._set_open([c for c in chunks if c != record.chunk])
-
-    def close(self, record: ChunkRecord) -> None:
-        self.put(record.model_copy(update={"state": "closed"}))
-
-
-def chunk_hash(custom_ids: list[str]) -> str:
-    """The identity of a chunk: a hash of its custom_ids in order."""
-    return hashlib.sha256("\n".join(custom_ids).encode()).hexdigest()
 
 
 def batch_line(request: GenerationRequest, settings: OpenAIGenerateSettings) -> bytes:
