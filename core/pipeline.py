@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synthtune.core.errors import GenerationError
+from synthtune.core.errors import ConfigError, GenerationError
 from synthtune.core.models import (
     GenerationOutcome,
     GenerationRequest,
@@ -32,6 +32,13 @@ from synthtune.core.models import (
 from synthtune.core.outputs import write_outputs
 from synthtune.core.plugins import PluginHost, StageCall
 from synthtune.core.presets import ResolvedPreset
+from synthtune.core.spend import (
+    DEFAULT_OUTPUT_TOKENS,
+    SpendCap,
+    estimate_request,
+    priced_as_batch,
+    usage_cost,
+)
 from synthtune.core.store import RunStore
 
 log = logging.getLogger("synthtune")
@@ -54,6 +61,7 @@ class RunStats:
     cost: float = 0.0
     cost_known: bool = True
     categories: Counter[str] = field(default_factory=Counter)
+    not_sent_cost_cap: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -72,6 +80,7 @@ class RunStats:
             },
             "cost_usd": round(self.cost, 6) if self.cost_known else None,
             "categories": dict(self.categories),
+            "not_sent_cost_cap": self.not_sent_cost_cap,
         }
 
 
@@ -101,6 +110,8 @@ class Pipeline:
         out_dir: Path,
         limit: int | None = None,
         on_progress: Callable[[RunStats], None] | None = None,
+        max_cost: float | None = None,
+        output_tokens: int = DEFAULT_OUTPUT_TOKENS,
     ) -> None:
         self.host = host
         self.preset = preset
@@ -113,6 +124,10 @@ class Pipeline:
         self._pending: dict[str, _Pending] = {}
         self._filters: list[tuple[str, StageCall, Any]] = []
         self._format: StageCall | None = None
+        # Spend: answers are priced at the batch discount when the backend runs in batch mode.
+        self.batch_priced = priced_as_batch(preset.generate.settings)
+        self.cap = SpendCap(max_cost) if max_cost is not None else None
+        self.output_tokens = output_tokens
 
     # -- context -----------------------------------------------------------------------------------
 
@@ -175,9 +190,26 @@ class Pipeline:
                 self.stats.cached += 1
                 self._process(seq, record, request, cached)
                 continue
+            if self.cap is not None and not self._admit(request):
+                self.stats.not_sent_cost_cap += 1
+                continue
             self.store.put_request(request)
             self._pending[request.key] = _Pending(seq, record, request)
             yield request
+
+    def _admit(self, request: GenerationRequest) -> bool:
+        """Whether the cost cap lets ``request`` go to the backend (reserving its estimate)."""
+        assert self.cap is not None and request.key is not None
+        if self.cap.stopped:
+            self.cap.refused += 1
+            return False
+        estimate = estimate_request(request, output_tokens=self.output_tokens, batch=self.batch_priced)
+        if estimate.cost is None:
+            raise ConfigError(
+                f"--max-cost: no price for model {request.model!r}; add it to a prices file "
+                "named by $SYNTHTUNE_PRICES"
+            )
+        return self.cap.admit(request.key, estimate.cost)
 
     # -- per-sample work ----------------------------------------------------------------------
 
@@ -238,6 +270,13 @@ class Pipeline:
         if pending is None:
             log.warning("backend answered an unknown request %s", outcome.key[:12])
             return
+        if outcome.ok and outcome.cost is None:
+            # Backends may price their answers (batch mode does); otherwise list price x usage.
+            outcome.cost = usage_cost(
+                pending.request.model or outcome.model, outcome.usage, batch=self.batch_priced
+            )
+        if self.cap is not None:
+            self.cap.settle(outcome.key, outcome.cost if outcome.ok else None)
         self.store.put_outcome(self.run_id, outcome, pending.record.id)
         if not outcome.ok:
             self.stats.failed += 1 + len(pending.waiters)
@@ -267,7 +306,7 @@ class Pipeline:
         status = "failed"
         try:
             await self._generate_all()
-            status = "finished"
+            status = "capped" if self.cap is not None and self.cap.stopped else "finished"
         finally:
             for key, pending in self._pending.items():
                 self.store.put_outcome(
@@ -309,6 +348,8 @@ class Pipeline:
                 "status": status,
                 "seconds": round(seconds, 3),
                 "out_dir": str(self.out_dir),
+                "pricing": "batch" if self.batch_priced else "online",
+                "cost_cap_usd": self.cap.cap if self.cap is not None else None,
             }
         )
         return report

@@ -9,17 +9,27 @@ from pathlib import Path
 
 import typer
 from synthtune.core.errors import ConfigError
+from synthtune.core.estimate import estimate_run, render_estimate
 from synthtune.core.pipeline import Pipeline
 from synthtune.core.plugins import PluginHost
-from synthtune.core.presets import load_preset
+from synthtune.core.presets import ResolvedPreset, load_preset
+from synthtune.core.pricing import price_table
+from synthtune.core.spend import DEFAULT_OUTPUT_TOKENS
 from synthtune.core.store import RunStore
 
 STORE_ENV = "SYNTHTUNE_STORE"
 DEFAULT_STORE = "synthtune.db"
+# Exit code of a run stopped by --max-cost: outputs are written, but the dataset is incomplete.
+EXIT_COST_CAP = 3
 
 
 def store_path(option: Path | None) -> Path:
     return option or Path(os.environ.get(STORE_ENV, DEFAULT_STORE))
+
+
+def stdin_is_interactive() -> bool:
+    """Whether a confirmation prompt can be answered (tests replace this)."""
+    return sys.stdin.isatty()
 
 
 def print_summary(report: dict[str, object]) -> None:
@@ -38,13 +48,48 @@ def print_summary(report: dict[str, object]) -> None:
     ]
     lines += [f"    - {reason}: {n}" for reason, n in sorted(dropped.items())]
     lines.append(f"  examples   train {examples.get('train', 0)}  valid {examples.get('valid', 0)}")
+    pricing = " (batch prices)" if report.get("pricing") == "batch" else ""
+    spent = f"${cost:.4f}{pricing}" if isinstance(cost, int | float) else "unknown (no price for the model)"
     lines.append(
         f"  tokens     prompt {usage.get('prompt_tokens', 0)}  "
-        f"completion {usage.get('completion_tokens', 0)}"
-        + (f"  cost ${cost:.4f}" if isinstance(cost, float) else "")
+        f"completion {usage.get('completion_tokens', 0)}  cost {spent}"
     )
+    cap = report.get("cost_cap_usd")
+    if isinstance(cap, int | float):
+        not_sent = report.get("not_sent_cost_cap") or 0
+        verdict = f"reached: {not_sent} request(s) not sent" if not_sent else "not reached"
+        lines.append(f"  cost cap   ${cap:.4f} {verdict}")
     lines.append(f"  output     {report['out_dir']}")
     typer.echo("\n".join(lines))
+
+
+def confirm_spend(
+    host: PluginHost,
+    preset: ResolvedPreset,
+    run_store: RunStore,
+    limit: int | None,
+    output_tokens: int,
+    max_cost: float | None,
+) -> None:
+    """Show the run's estimate and ask before spending. No question when every request is
+    already answered; a ConfigError when there is no terminal to ask on."""
+    estimate = estimate_run(host, preset, run_store, limit=limit, output_tokens=output_tokens)
+    if estimate.to_send.requests == 0:
+        typer.echo("nothing to spend: every request is already answered in the run store", err=True)
+        return
+    if not stdin_is_interactive():
+        raise ConfigError(
+            f"tune run would send {estimate.to_send.requests} request(s) costing about "
+            f"{_dollars(estimate.generation_cost)}: pass --yes to run without a prompt"
+        )
+    typer.echo(render_estimate(estimate))
+    if max_cost is not None:
+        typer.echo(f"  cost cap: ${max_cost:.4f} (--max-cost)")
+    typer.confirm(f"Spend about {_dollars(estimate.generation_cost)} on generation?", abort=True)
+
+
+def _dollars(cost: float | None) -> str:
+    return "an unknown amount (no price for the model)" if cost is None else f"${cost:.4f}"
 
 
 def register(app: typer.Typer, host: PluginHost) -> None:
@@ -58,28 +103,60 @@ def register(app: typer.Typer, host: PluginHost) -> None:
             None, "--store", help=f"Run store file [${STORE_ENV} or ./{DEFAULT_STORE}]."
         ),
         yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before spending."),
+        max_cost: float | None = typer.Option(
+            None,
+            "--max-cost",
+            min=0,
+            help="Stop sending requests before the projected generation spend would pass DOLLARS.",
+        ),
+        output_tokens: int = typer.Option(
+            DEFAULT_OUTPUT_TOKENS,
+            "--output-tokens",
+            min=1,
+            help="Expected answer length of requests without max_tokens (estimate, --max-cost).",
+        ),
     ) -> None:
-        """Run a preset: source, prompt, generate, filter, format; write the dataset."""
+        """Run a preset: source, prompt, generate, filter, format; write the dataset.
+
+        Without --yes, the estimate is shown and confirmed first, unless every request is
+        already answered in the run store (that costs nothing).
+        """
         preset = load_preset(preset_name, host, set_)
-        if not yes:
-            if not sys.stdin.isatty():
-                raise ConfigError("tune run may spend money on API calls: pass --yes to run without a prompt")
-            typer.confirm(
-                f"Run preset {preset.name!r} with model {preset.model}? Answers already in "
-                "the run store are reused for free.",
-                abort=True,
+        if max_cost is not None and price_table().lookup(preset.model) is None:
+            raise ConfigError(
+                f"--max-cost: no price for model {preset.model!r}; add it to a prices file named "
+                "by $SYNTHTUNE_PRICES"
             )
         out_dir = out or Path("runs") / preset.name
         run_store = RunStore(store_path(store))
         try:
-            pipeline = Pipeline(host, preset, run_store, out_dir, limit=limit)
+            if not yes:
+                confirm_spend(host, preset, run_store, limit, output_tokens, max_cost)
+            pipeline = Pipeline(
+                host,
+                preset,
+                run_store,
+                out_dir,
+                limit=limit,
+                max_cost=max_cost,
+                output_tokens=output_tokens,
+            )
             result = asyncio.run(pipeline.run())
         finally:
             run_store.close()
-        print_summary(result.report)
-        if result.report.get("failed"):
+        report = result.report
+        print_summary(report)
+        if report.get("failed"):
             typer.echo(
-                f"warning: {result.report['failed']} request(s) failed; rerun to retry them "
+                f"warning: {report['failed']} request(s) failed; rerun to retry them "
                 f"(details in {out_dir / 'report.json'})",
                 err=True,
             )
+        if report.get("status") == "capped":
+            typer.echo(
+                f"stopped at the cost cap: ${report['cost_usd']:.4f} spent of ${max_cost:.4f} allowed; "
+                f"{report['not_sent_cost_cap']} request(s) not sent. The outputs hold what was "
+                "generated; rerun with a higher --max-cost to go on (answers are reused).",
+                err=True,
+            )
+            raise typer.Exit(EXIT_COST_CAP)

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from pydantic import BaseModel
 from synthtune.core import hookimpl
 from synthtune.core.models import GenerationOutcome, GenerationRequest, RunContext
+from synthtune.plugins.openai.batch import generate_batch
 from synthtune.plugins.openai.generate import OpenAIGenerateSettings, generate_chat
 
 
@@ -21,4 +22,6 @@ def generate(
     settings: OpenAIGenerateSettings,
     context: RunContext,
 ) -> AsyncIterator[GenerationOutcome]:
+    if settings.mode == "batch":
+        return generate_batch(requests, settings, context)
     return generate_chat(requests, settings, context)

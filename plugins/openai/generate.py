@@ -37,6 +37,18 @@ class OpenAIGenerateSettings(GenerateSettings):
         description="how max_tokens is sent: older servers only know 'max_tokens'",
     )
     transport: Literal["aiohttp", "httpx"] = "aiohttp"
+    # Batch mode (see batch.py): the Batch API instead of one request per completion.
+    mode: Literal["online", "batch"] = Field(
+        default="online", description="'batch': OpenAI Batch API, half price, answers within 24h"
+    )
+    batch_poll_interval: float = Field(default=30.0, gt=0, description="seconds between batch polls")
+    batch_max_wait: float | None = Field(
+        default=None, ge=0, description="stop waiting after this many seconds (batches keep running)"
+    )
+    batch_max_requests: int = Field(default=50_000, ge=1, le=50_000, description="requests per batch")
+    batch_max_bytes: int = Field(
+        default=200_000_000, ge=1, le=200_000_000, description="input file bytes per batch (API: 200 MB)"
+    )
 
 
 def request_body(request: GenerationRequest, settings: OpenAIGenerateSettings) -> dict[str, Any]:
