@@ -7,19 +7,19 @@ import re
 from synthtune.core import Verdict
 from synthtune.plugins.question_generator.settings import QuestionFilterSettings
 
-# A leading bullet or number: "- ", "* ", "• ", "1. ", "2) ", "(3) ", "a. ", "Q1: ", "Q: ".
-_MARKER = re.compile(r"^\s*(?:[-*•·–—>]+\s*|\(?\d{1,3}[.):]\s+|\(?[a-zA-Z][.)]\s+|Q\d*[.:)]\s*)")
-_EMPHASIS = re.compile(r"^\*\*(.*)\*\*$|^__(.*)__$")
+# A leading bullet or number: "- ", "* ", "•", "1. ", "2) ", "(3) ", "a. ", "Q1: ", "Q: ".
+_MARKER = re.compile(r"^\s*(?:[-*+>–—]+\s+|[•·▪]\s*|\(?\d{1,3}[.):]\s+|\(?[a-zA-Z][.)]\s+|Q\d*[.:)]\s*)")
+_EMPHASIS = re.compile(r"^(\*\*|__|\*|_)(.+)\1$")
 
 
 def clean_line(line: str) -> str:
     """A line without bullets, numbering, surrounding emphasis or quotes."""
     text = line.strip()
-    for _ in range(2):  # "1. - question" and similar doubled markers
+    for _ in range(2):  # "1. **question**", "- 1) question" and similar doubled markers
         text = _MARKER.sub("", text, count=1).strip()
-    emphasis = _EMPHASIS.match(text)
-    if emphasis:
-        text = (emphasis.group(1) or emphasis.group(2) or "").strip()
+        emphasis = _EMPHASIS.match(text)
+        if emphasis:
+            text = emphasis.group(2).strip()
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
         text = text[1:-1].strip()
     return " ".join(text.split())
