@@ -287,3 +287,31 @@ def test_tool_calls_validator_rejects_unlisted_tools_and_bad_arguments() -> None
     assert "not listed" in tool_call_problems(line("browse", '{"query": "x"}'))[0]
     assert "not JSON" in tool_call_problems(line("search", '{"query": '))[0]
     assert "lack ['query']" in tool_call_problems(line("search", "{}"))[0]
+
+
+def first_sentence_teacher(body: dict[str, Any]) -> str:
+    """A well-behaved teacher for any passage: the passage's first sentence as the answer."""
+    prompt = body["messages"][-1]["content"]
+    passage = prompt.split("PASSAGE:\n\n", 1)[1].split("\n\nEND PASSAGE", 1)[0]
+    body_text = passage.split("\n\n")[-1]
+    sentence = re.split(r"(?<=[.!?])\s", body_text, maxsplit=1)[0]
+    words = re.findall(r"[A-Za-z]{4,}", body_text)[:3]
+    return good(f"Can you tell me about {' '.join(words)}?", " ".join(words), sentence)
+
+
+@pytest.mark.parametrize("style", ["react-json", "tool-calls"])
+def test_preset_runs_out_of_the_box_on_the_sample_corpus(
+    cli, fake_openai: FakeOpenAI, workdir: Path, line_validators, style: str
+) -> None:
+    fake_openai.responder = first_sentence_teacher
+    result = cli("run", "--preset", "agent-chat", "--limit", "10", "--set", f"format.style={style}", "--yes")
+    assert result.exit_code == 0, result.output
+    out = workdir / "runs" / "agent-chat"
+    report = json.loads((out / "report.json").read_text())
+    assert report["categories"] == {"dialog": 2, "news": 2, "reddit": 2, "medical": 2, "qa": 2}
+    lines = read_jsonl(out / "train.jsonl")
+    assert len(lines) == 10 and report["dropped_total"] == 0
+    for line in lines:
+        assert [e.message for e in line_validators["chat"].iter_errors(line)] == []
+        problems = tool_call_problems(line) if style == "tool-calls" else react_problems(line, {"search"})
+        assert problems == []
