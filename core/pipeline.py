@@ -32,6 +32,7 @@ from synthtune.core.models import (
 from synthtune.core.outputs import write_outputs
 from synthtune.core.plugins import PluginHost, StageCall
 from synthtune.core.presets import ResolvedPreset
+from synthtune.core.stats import SampleMeasures, run_statistics
 from synthtune.core.store import RunStore
 
 log = logging.getLogger("synthtune")
@@ -113,6 +114,7 @@ class Pipeline:
         self._pending: dict[str, _Pending] = {}
         self._filters: list[tuple[str, StageCall, Any]] = []
         self._format: StageCall | None = None
+        self.measures = SampleMeasures(store, preset.model)
 
     # -- context -----------------------------------------------------------------------------------
 
@@ -201,6 +203,7 @@ class Pipeline:
             if verdict.text is not None:
                 sample.text = verdict.text
         self.store.put_sample(self.run_id, seq, request.key, record.id, verdicts, sample.text)
+        self.measures.observe(self.run_id, seq, request, sample.text)
         if not kept:
             self._progress()
             return
@@ -310,6 +313,7 @@ class Pipeline:
                 "out_dir": str(self.out_dir),
             }
         )
+        report["stats"] = run_statistics(self.store, self.run_id)
         return report
 
 

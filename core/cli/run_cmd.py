@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import typer
+from synthtune.core.cli.stats_view import print_stats
 from synthtune.core.errors import ConfigError
 from synthtune.core.pipeline import Pipeline
 from synthtune.core.plugins import PluginHost
@@ -77,6 +78,7 @@ def register(app: typer.Typer, host: PluginHost) -> None:
         finally:
             run_store.close()
         print_summary(result.report)
+        print_stats(result.report)
         if result.report.get("failed"):
             typer.echo(
                 f"warning: {result.report['failed']} request(s) failed; rerun to retry them "
