@@ -144,8 +144,9 @@ def distribution(store: RunStore, run_id: str, metric: str, scope: str = "all") 
 def histogram(
     store: RunStore, run_id: str, metric: str, bins: int = 20, scope: str = "all"
 ) -> dict[str, Any] | None:
-    """Counts of one metric in equal-width integer bins: ``{"metric", "scope", "edges", "counts"}``
-    with ``len(edges) == len(counts) + 1``; bin ``i`` holds ``edges[i] <= v < edges[i+1]``.
+    """Counts of one metric in equal-width integer bins: ``{"metric", "scope", "edges", "counts",
+    "kept"}`` with ``len(edges) == len(counts) + 1``; bin ``i`` holds ``edges[i] <= v < edges[i+1]``
+    and ``kept[i]`` of its samples are kept.
     At most ``bins`` bins (fewer when the range is narrower). ``None`` when nothing was measured."""
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}")
@@ -157,14 +158,15 @@ def histogram(
         return None
     width = max(1, math.ceil((high - low + 1) / max(1, bins)))
     count = math.ceil((high - low + 1) / width)
-    counts = [0] * count
-    for index, n in store.db.execute(
-        f"SELECT (m.{metric} - ?) / ?, COUNT(*) FROM sample_measures m{where} GROUP BY 1",
+    counts, kept = [0] * count, [0] * count
+    join = "" if scope == "kept" else " JOIN samples s ON s.run_id = m.run_id AND s.seq = m.seq"
+    for index, n, k in store.db.execute(
+        f"SELECT (m.{metric} - ?) / ?, COUNT(*), SUM(s.kept) FROM sample_measures m{join}{where} GROUP BY 1",
         (low, width, run_id),
     ):
-        counts[int(index)] = n
+        counts[int(index)], kept[int(index)] = n, k or 0
     edges = [low + i * width for i in range(count + 1)]
-    return {"metric": metric, "scope": scope, "edges": edges, "counts": counts}
+    return {"metric": metric, "scope": scope, "edges": edges, "counts": counts, "kept": kept}
 
 
 def reason_kind(reason: str | None) -> str:
