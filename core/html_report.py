@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from synthtune.core.review import REJECTED_REASON
-from synthtune.core.stats import METRICS, REVIEW_FILTER, histogram, run_statistics
+from synthtune.core.stats import REVIEW_FILTER, histogram, run_statistics
 from synthtune.core.store import RunStore
 
 BINS = 20
+CHART_ORDER = ("output_chars", "output_tokens", "input_chars", "input_tokens")
 LABELS = {
     "output_chars": "Output length (characters)",
     "output_tokens": "Output length (tokens)",
@@ -236,7 +237,7 @@ def _cards(report: dict[str, Any], stats: dict[str, Any]) -> str:
 def _lengths_table(stats: dict[str, Any]) -> str:
     head = "".join(f'<th class="num">{c}</th>' for c in ("count", "min", "q1", "median", "q3", "max", "mean"))
     rows = []
-    for metric in METRICS:
+    for metric in CHART_ORDER:
         for scope in ("all", "kept"):
             d = stats["lengths"][scope].get(metric)
             if not d:
@@ -317,7 +318,7 @@ def write_html_report(store: RunStore, run_id: str, path: Path, text_chars: int 
     )
     histograms = "".join(
         f"<div><h2>{_e(LABELS[m])}</h2>{histogram_svg(histogram(store, run_id, m, BINS), m)}</div>"
-        for m in METRICS
+        for m in CHART_ORDER
     )
     legend = (
         '<p class="legend"><span><i class="k"></i>kept</span>'
