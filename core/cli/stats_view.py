@@ -41,7 +41,7 @@ def stats_lines(stats: dict[str, Any]) -> list[str]:
     categories = stats.get("categories") or {}
     if categories:
         width = max(len(c) for c in categories)
-        lines.append(f"  categories {'':<{width - 9}}  records  samples     kept  dropped   failed")
+        lines.append(f"  categories {'':<{max(0, width - 9)}}  records  samples     kept  dropped   failed")
         for name, c in categories.items():
             lines.append(
                 f"    {name:<{width}}"
