@@ -150,7 +150,8 @@ class RunReview:
             return False
         if view.status == "dropped":
             raise ConfigError(
-                f"sample {seq} was dropped by filter {view.filter!r} ({view.reason}); not in the dataset"
+                f"sample {seq} was dropped by filter {view.filter!r} ({view.reason}); "
+                "it is not in the dataset"
             )
         db = self.store.db
         self.store.flush()
