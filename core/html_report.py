@@ -71,7 +71,12 @@ select { padding: 6px; border-radius: 6px; border: 1px solid #c5cad3; }
 .status.rejected { background: var(--rejected); }
 .text { white-space: pre-wrap; max-height: 9em; overflow: auto; font-size: 13px; min-width: 360px; }
 .input { white-space: pre-wrap; max-height: 9em; overflow: auto; font-size: 12px; color: var(--muted); }
-.reason { max-width: 220px; }
+.reason { max-width: 200px; }
+#table { overflow-x: auto; }
+.input { max-width: 200px; word-break: break-word; }
+td { overflow-wrap: anywhere; }
+td.num, .status { white-space: nowrap; overflow-wrap: normal; }
+td.record { min-width: 170px; }
 """
 
 SCRIPT = """
@@ -298,7 +303,8 @@ def _rows(store: RunStore, run_id: str, text_chars: int) -> Iterator[str]:
         yield (
             f'<tr data-status="{status}" data-seq="{seq}">'
             f'<td class="num">{seq}</td><td><span class="status {status}">{status}</span></td>'
-            f"<td>{_e(category or '')}</td><td>{_e(record_id)}</td><td class='reason'>{_e(why)}</td>"
+            f"<td>{_e(category or '')}</td><td class='record'>{_e(record_id)}</td>"
+            f"<td class='reason'>{_e(why)}</td>"
             f'<td class="num">{_num(oc)}</td><td class="num">{_num(ot)}</td><td class="num">{_num(it)}</td>'
             f'<td><div class="input">{_e(_cut(_input_of(body), 400))}</div></td>'
             f'<td><div class="text">{_e(_cut(text, text_chars))}</div></td></tr>\n'
