@@ -39,6 +39,7 @@ from synthtune.core.spend import (
     priced_as_batch,
     usage_cost,
 )
+from synthtune.core.stats import SampleMeasures, run_statistics
 from synthtune.core.store import RunStore
 
 log = logging.getLogger("synthtune")
@@ -128,6 +129,7 @@ class Pipeline:
         self.batch_priced = priced_as_batch(preset.generate.settings)
         self.cap = SpendCap(max_cost) if max_cost is not None else None
         self.output_tokens = output_tokens
+        self.measures = SampleMeasures(store, preset.model)
 
     # -- context -----------------------------------------------------------------------------------
 
@@ -234,6 +236,7 @@ class Pipeline:
             if verdict.text is not None:
                 sample.text = verdict.text
         self.store.put_sample(self.run_id, seq, request.key, record.id, verdicts, sample.text)
+        self.measures.observe(self.run_id, seq, request, sample.text)
         if not kept:
             self._progress()
             return
@@ -352,6 +355,7 @@ class Pipeline:
                 "cost_cap_usd": self.cap.cap if self.cap is not None else None,
             }
         )
+        report["stats"] = run_statistics(self.store, self.run_id)
         return report
 
 

@@ -136,6 +136,12 @@ class RunStore:
             self.db.execute("BEGIN")
             self._in_tx = True
 
+    def begin_derived(self) -> None:
+        """Open (or join) the transaction derived rows are written in; it commits with the next
+        generation or :meth:`flush`. For modules that keep their own per-run tables
+        (``core/stats.py``)."""
+        self._begin()
+
     def flush(self) -> None:
         """Commit pending derived rows."""
         if self._in_tx:
@@ -297,12 +303,15 @@ class RunStore:
         )
 
     def iter_examples(self, run_id: str, split: str) -> Iterator[str]:
-        """The dataset lines of one split, in source order, as JSON text."""
+        """The dataset lines of one split, in source order, as JSON text. Examples of samples
+        rejected after the run (``tune review``) are left out; their rows stay in the store."""
         self.flush()
         yield from (
             row[0]
             for row in self.db.execute(
-                "SELECT line_json FROM examples WHERE run_id = ? AND split = ? ORDER BY seq, sub",
+                "SELECT e.line_json FROM examples e"
+                " JOIN samples s ON s.run_id = e.run_id AND s.seq = e.seq"
+                " WHERE e.run_id = ? AND e.split = ? AND s.kept = 1 ORDER BY e.seq, e.sub",
                 (run_id, split),
             )
         )

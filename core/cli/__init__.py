@@ -42,7 +42,14 @@ class RootGroup(TyperGroup):
 
 def build_app(host: PluginHost | None = None) -> typer.Typer:
     """The ``tune`` app, with the commands of every plugin loaded in ``host``."""
-    from synthtune.core.cli import estimate_cmd, plugins_cmd, presets_cmd, run_cmd
+    from synthtune.core.cli import (
+        estimate_cmd,
+        plugins_cmd,
+        presets_cmd,
+        report_cmd,
+        review_cmd,
+        run_cmd,
+    )
 
     host = host or get_host()
     app = typer.Typer(
@@ -75,6 +82,8 @@ def build_app(host: PluginHost | None = None) -> typer.Typer:
     estimate_cmd.register(app, host)
     presets_cmd.register(app, host)
     plugins_cmd.register(app, host)
+    review_cmd.register(app, host)
+    report_cmd.register(app, host)
     for name, function in host.each("register_commands"):
         try:
             function(cli=app)

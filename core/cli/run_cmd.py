@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import typer
+from synthtune.core.cli.stats_view import print_stats
 from synthtune.core.errors import ConfigError
 from synthtune.core.estimate import estimate_run, render_estimate
 from synthtune.core.pipeline import Pipeline
@@ -146,6 +147,7 @@ def register(app: typer.Typer, host: PluginHost) -> None:
             run_store.close()
         report = result.report
         print_summary(report)
+        print_stats(report)
         if report.get("failed"):
             typer.echo(
                 f"warning: {report['failed']} request(s) failed; rerun to retry them "
