@@ -58,9 +58,14 @@ def register(app: typer.Typer, host: PluginHost) -> None:
             None, "--store", help=f"Run store file [${STORE_ENV} or ./{DEFAULT_STORE}]."
         ),
         yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before spending."),
+        train: bool = typer.Option(
+            False, "--train", help="Then train on the dataset with the preset's [train] stage."
+        ),
     ) -> None:
         """Run a preset: source, prompt, generate, filter, format; write the dataset."""
         preset = load_preset(preset_name, host, set_)
+        if train and preset.train is None:
+            raise ConfigError(f"{preset.origin}: --train needs a [train] stage in the preset")
         if not yes:
             if not sys.stdin.isatty():
                 raise ConfigError("tune run may spend money on API calls: pass --yes to run without a prompt")
@@ -83,3 +88,7 @@ def register(app: typer.Typer, host: PluginHost) -> None:
                 f"(details in {out_dir / 'report.json'})",
                 err=True,
             )
+        if train:
+            from synthtune.core.cli.train_cmd import train_after_run
+
+            train_after_run(host, preset, result, store_path(store), yes)
