@@ -42,7 +42,15 @@ class RootGroup(TyperGroup):
 
 def build_app(host: PluginHost | None = None) -> typer.Typer:
     """The ``tune`` app, with the commands of every plugin loaded in ``host``."""
-    from synthtune.core.cli import export_cmd, plugins_cmd, presets_cmd, run_cmd, train_cmd, validate_cmd
+    from synthtune.core.cli import (
+        export_cmd,
+        plugins_cmd,
+        presets_cmd,
+        run_cmd,
+        train_cmd,
+        try_cmd,
+        validate_cmd,
+    )
 
     host = host or get_host()
     app = typer.Typer(
@@ -77,6 +85,7 @@ def build_app(host: PluginHost | None = None) -> typer.Typer:
     validate_cmd.register(app, host)
     train_cmd.register(app, host)
     export_cmd.register(app, host)
+    try_cmd.register(app, host)
     for name, function in host.each("register_commands"):
         try:
             function(cli=app)
