@@ -135,7 +135,7 @@ def test_killed_while_waiting_then_rerun_reattaches_to_the_same_job(
         assert fake_openai.ft_jobs[job_id]["status"] == "running"
     finally:
         process.send_signal(signal.SIGKILL)
-        process.wait()
+        process.communicate()  # reaps it and closes the pipes
     assert process.returncode == -signal.SIGKILL
     (record,) = _records(workdir)
     assert record.job_id == job_id and record.status == "running"
@@ -278,3 +278,27 @@ def test_run_with_train_continues_from_the_finished_run(cli, fake_openai: FakeOp
         "train.poll_interval=0.01",
     )
     assert again.exit_code == 0 and fake_openai.chat_count == chats and len(fake_openai.ft_jobs) == 1
+
+
+def test_a_preference_file_makes_a_dpo_job(cli, fake_openai: FakeOpenAI, workdir: Path) -> None:
+    line = {
+        "input": {"messages": [{"role": "user", "content": "Pitch a heist film."}]},
+        "preferred_output": [{"role": "assistant", "content": "A vault under Cairo..."}],
+        "non_preferred_output": [{"role": "assistant", "content": "A heist."}],
+    }
+    train = workdir / "prefs.jsonl"
+    train.write_text("".join(json.dumps(line) + "\n" for _ in range(10)))
+    result = cli("train", str(train), "--model", "gpt-4.1-mini", "--set", "beta=0.2", "--yes", *FAST)
+    assert result.exit_code == 0, result.output
+    (body,) = fake_openai.ft_job_requests
+    assert body["method"] == {"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.2}}}
+    wrong = cli("train", str(train), "--model", "gpt-4.1-mini", "--set", "method=supervised", "--yes")
+    assert wrong.exit_code == 2 and "a preference dataset needs method = 'dpo'" in wrong.output
+
+
+def test_a_lost_server_is_one_line_with_the_way_to_resume(cli, workdir: Path, monkeypatch) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # nothing listens on port 9
+    train = _dataset(workdir / "train.jsonl")
+    result = cli("train", str(train), "--model", "gpt-4.1-mini", "--yes", "--set", "max_retries=0")
+    assert result.exit_code == 1
+    assert "lost the connection to http://127.0.0.1:9/v1" in result.stderr and "rerun" in result.stderr

@@ -244,8 +244,22 @@ def train_openai(
     """Fine-tune ``settings.model`` on ``dataset`` with the OpenAI fine-tuning jobs API.
 
     Returns the job as it stands when this returns: terminal when ``settings.wait``, else as
-    created. Raises :class:`FineTuningError` (one line) on invalid data or a refusal.
+    created. Raises :class:`FineTuningError` (one line) on invalid data, a refusal or a lost
+    connection (after the client's retries).
     """
+    try:
+        return _train(dataset, settings, context, echo)
+    except openai.APIConnectionError as error:
+        where = resolve_base_url(settings.base_url) or "api.openai.com"
+        raise FineTuningError(
+            f"lost the connection to {where} ({error}); rerun the same command to resume: "
+            "a job already created is reattached, never created twice"
+        ) from None
+
+
+def _train(
+    dataset: DatasetFiles, settings: OpenAITrainSettings, context: RunContext, echo: Echo
+) -> TrainingJob:
     key, data_hash = job_key(dataset, settings)
     stored = context.cache_get(JOB_PREFIX + key)
     record = JobRecord.model_validate_json(stored) if stored else None
