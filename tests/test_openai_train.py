@@ -302,3 +302,27 @@ def test_a_lost_server_is_one_line_with_the_way_to_resume(cli, workdir: Path, mo
     result = cli("train", str(train), "--model", "gpt-4.1-mini", "--yes", "--set", "max_retries=0")
     assert result.exit_code == 1
     assert "lost the connection to http://127.0.0.1:9/v1" in result.stderr and "rerun" in result.stderr
+
+
+def test_the_trainer_itself_refuses_invalid_data_before_uploading(
+    fake_openai: FakeOpenAI, workdir: Path
+) -> None:
+    from synthtune.core.models import DatasetFiles, RunContext
+    from synthtune.plugins.openai.jobs import FineTuningError
+    from synthtune.plugins.openai.train import OpenAITrainSettings, train_openai
+
+    train = _dataset(workdir / "train.jsonl")
+    with train.open("a") as handle:
+        handle.write('{"messages": [{"role": "user", "content": "no answer"}]}\n')
+    echoed: list[str] = []
+    with pytest.raises(
+        FineTuningError, match=r"1 validation error\(s\), first: line 13: messages: no assistant"
+    ):
+        train_openai(
+            DatasetFiles(train=train),
+            OpenAITrainSettings(model="gpt-4.1-mini"),
+            RunContext(run_id="", seed=0, plugin="openai"),
+            echo=echoed.append,
+        )
+    assert any("line 13" in line for line in echoed)
+    assert fake_openai.files == {} and fake_openai.ft_jobs == {}

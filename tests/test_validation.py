@@ -212,3 +212,25 @@ def test_completion_and_preference_files_validate(workdir: Path) -> None:
 def test_missing_file_is_one_line_error(cli, workdir: Path) -> None:
     result = cli("validate", "nope.jsonl")
     assert result.exit_code == 2 and "no such file: nope.jsonl" in result.output
+
+
+def test_the_fast_schema_path_agrees_with_the_full_schema(workdir: Path) -> None:
+    from synthtune.core.validation import _chat_line_is_valid, _validators
+
+    path = _defect_file(workdir / "bad.jsonl")
+    lines = []
+    for text in path.read_text().splitlines():
+        try:
+            line = json.loads(text)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(line, dict):
+            lines.append(line)
+    lines += [{"messages": []}, {"messages": [{"role": "user", "content": ["not a part"]}]}, {}]
+    lines.append({"messages": [{"role": "user", "content": "x"}], "parallel_tool_calls": "yes"})
+    verdicts = [(_chat_line_is_valid(line), _validators()["chat"].is_valid(line)) for line in lines]
+    # The fast path says valid exactly when the full schema does (it leaves lines without
+    # messages to the full check, which reports them through missing_messages instead).
+    assert [fast for fast, _ in verdicts] == [
+        full and "messages" in line for (_, full), line in zip(verdicts, lines, strict=True)
+    ]
