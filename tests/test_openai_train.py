@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 from conftest import REFERENCE
+from pydantic import BaseModel
+from synthtune.core import hookimpl
+from synthtune.core.models import DatasetFiles, RunContext, TrainingJob
 from synthtune.core.store import RunStore
 from synthtune.core.testing import FakeOpenAI, load_schemas, validator_for
 from synthtune.plugins.openai.jobs import JOB_PREFIX, JobRecord
@@ -307,7 +310,6 @@ def test_a_lost_server_is_one_line_with_the_way_to_resume(cli, workdir: Path, mo
 def test_the_trainer_itself_refuses_invalid_data_before_uploading(
     fake_openai: FakeOpenAI, workdir: Path
 ) -> None:
-    from synthtune.core.models import DatasetFiles, RunContext
     from synthtune.plugins.openai.jobs import FineTuningError
     from synthtune.plugins.openai.train import OpenAITrainSettings, train_openai
 
@@ -326,3 +328,78 @@ def test_the_trainer_itself_refuses_invalid_data_before_uploading(
         )
     assert any("line 13" in line for line in echoed)
     assert fake_openai.files == {} and fake_openai.ft_jobs == {}
+
+
+def test_events_are_read_across_pages_and_only_new_ones(fake_openai: FakeOpenAI, workdir: Path, cli) -> None:
+    from synthtune.plugins.openai.client import make_client
+    from synthtune.plugins.openai.jobs import new_events
+
+    train = _dataset(workdir / "train.jsonl")
+    assert cli("train", str(train), "--model", "gpt-4.1-mini", "--no-wait", "--yes").exit_code == 0
+    (job_id,) = fake_openai.ft_jobs
+    for step in range(250):  # 251 events: three pages of 100
+        fake_openai._ft_event(job_id, f"Step {step}")
+    client = make_client(base_url=None, api_key_env="OPENAI_API_KEY", timeout=10, max_retries=0)
+    everything = new_events(client, job_id, None)
+    assert [e.message for e in everything] == ["Validating training file: " + body_file(fake_openai)] + [
+        f"Step {n}" for n in range(250)
+    ]
+    later = new_events(client, job_id, everything[200].id)
+    assert [e.message for e in later] == [f"Step {n}" for n in range(200, 250)]
+    assert new_events(client, job_id, everything[-1].id) == []
+
+
+def body_file(server: FakeOpenAI) -> str:
+    return server.ft_job_requests[0]["training_file"]
+
+
+class FakeTrainerSettings(BaseModel):
+    model_config = {"extra": "forbid"}
+    model_name_or_path: str
+    num_train_epochs: int = 1
+    lora_rank: int = 8
+
+
+class FakeTrainer:
+    """Another trainer plugin: `tune train --backend` must reach it with its own settings."""
+
+    seen: list[tuple[DatasetFiles, BaseModel]] = []
+
+    @hookimpl
+    def stage_settings(self, stage: str) -> type[BaseModel] | None:
+        return FakeTrainerSettings if stage == "train" else None
+
+    @hookimpl
+    def train(self, dataset: DatasetFiles, settings: BaseModel, context: RunContext) -> TrainingJob:
+        self.seen.append((dataset, settings))
+        context.cache_put("last", "done")
+        return TrainingJob(
+            id="local-1", backend="fake-trainer", status="succeeded", fine_tuned_model="out/adapter"
+        )
+
+
+def test_any_trainer_plugin_is_picked_by_name_with_its_own_settings(cli, host, workdir: Path) -> None:
+    assert host.register(FakeTrainer(), "fake-trainer")
+    train = _dataset(workdir / "train.jsonl")
+    result = cli(
+        "train",
+        str(train),
+        "--backend",
+        "fake-trainer",
+        "--model",
+        "tiny-llama",
+        "--epochs",
+        "3",
+        "--set",
+        "lora_rank=16",
+    )
+    assert result.exit_code == 0, result.output
+    assert "job local-1 (fake-trainer): succeeded" in result.stdout and "out/adapter" in result.stdout
+    dataset, settings = FakeTrainer.seen[-1]
+    assert settings == FakeTrainerSettings(model_name_or_path="tiny-llama", num_train_epochs=3, lora_rank=16)
+    assert dataset.train == train and dataset.kind == "chat" and dataset.examples == 12
+    store = RunStore(workdir / "synthtune.db")
+    assert store.kv_get("fake-trainer", "last") == "done"
+    store.close()
+    bad = cli("train", str(train), "--backend", "fake-trainer", "--model", "m", "--suffix", "x")
+    assert bad.exit_code == 2 and "--backend fake-trainer: has no setting for --suffix" in bad.output
