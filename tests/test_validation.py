@@ -215,7 +215,7 @@ def test_missing_file_is_one_line_error(cli, workdir: Path) -> None:
 
 
 def test_the_fast_schema_path_agrees_with_the_full_schema(workdir: Path) -> None:
-    from synthtune.core.validation import _chat_line_is_valid, _validators
+    from synthtune.core.line_checks import _chat_line_is_valid, _validators
 
     path = _defect_file(workdir / "bad.jsonl")
     lines = []
