@@ -10,6 +10,7 @@ from synthtune.core.hookspecs import hookimpl
 from synthtune.core.models import (
     ChatMessage,
     DatasetFiles,
+    Framing,
     GenerationOutcome,
     GenerationRequest,
     Record,
@@ -27,6 +28,7 @@ __all__ = [
     "ChatMessage",
     "ConfigError",
     "DatasetFiles",
+    "Framing",
     "GenerateSettings",
     "GenerationError",
     "GenerationOutcome",

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
     from synthtune.core.models import (
         DatasetFiles,
+        Framing,
         GenerationOutcome,
         GenerationRequest,
         Record,
@@ -155,4 +156,26 @@ def train(dataset: DatasetFiles, settings: BaseModel, context: RunContext) -> Tr
     Called once, after the dataset files are written, on the preset's train plugin, when the
     user asks for training. Return a :class:`~synthtune.core.models.TrainingJob` describing the
     job (id, status, resulting model when known).
+    """
+
+
+# --------------------------------------------------------------------------------------------
+# Optional hooks a task plugin may implement for the commands around a run.
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec
+def framing(settings: BaseModel) -> Framing | None:
+    """Say how a model tuned on this plugin's dataset expects to be prompted.
+
+    Called by ``tune try MODEL --preset P`` on P's format plugin only (like a stage hook), with
+    its validated ``[format]`` settings. Return a :class:`~synthtune.core.models.Framing`: the
+    dataset style, the system prompt, the text put before and after the user's input (the
+    prompt/completion demarcator, e.g. ``"\n\nPLOT OUTLINE:"``) and the stop sequences (the end
+    marker). Return ``None`` to send the user's text as is.
+
+    Optional. A format plugin without it gets a framing read from its format settings by
+    convention: ``style`` ("chat" or "completion"), ``system_prompt``, ``demarcator`` (completion
+    style: appended after a blank line), ``end_marker`` (completion style: the stop sequence) and
+    ``stop`` (a list of stop sequences), each used when the settings have it.
     """

@@ -186,6 +186,31 @@ class TrainingExample(BaseModel):
         )
 
 
+class Framing(BaseModel):
+    """How a model tuned on a task's dataset expects to be prompted (what ``tune try`` sends).
+
+    ``style`` is the dataset style the model was tuned on. The user's text becomes the user
+    message ``prompt_prefix + text + prompt_suffix``, after a system message when
+    ``system_prompt`` is set; ``stop`` holds the stop sequences (end markers) to send.
+    For the ``completion`` style the prompt (with its demarcator in ``prompt_suffix``) is sent as
+    the single user message of a chat request.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    style: Literal["chat", "completion"] = "chat"
+    system_prompt: str | None = None
+    prompt_prefix: str = ""
+    prompt_suffix: str = ""
+    stop: list[str] = Field(default_factory=list, max_length=4)
+
+    def messages(self, text: str) -> list[ChatMessage]:
+        """The chat messages for one input ``text``."""
+        messages = [ChatMessage(role="system", content=self.system_prompt)] if self.system_prompt else []
+        messages.append(ChatMessage(role="user", content=f"{self.prompt_prefix}{text}{self.prompt_suffix}"))
+        return messages
+
+
 class DatasetFiles(BaseModel):
     """A finished dataset, as handed to a trainer."""
 

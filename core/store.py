@@ -374,3 +374,12 @@ class RunStore:
         """Store and commit at once: plugin state (batch ids, job ids) must survive a kill."""
         self.flush()
         self.db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?, ?, ?)", (namespace, key, value, time.time()))
+
+    def kv_items(self, namespace: str, prefix: str = "") -> list[tuple[str, str]]:
+        """Every (key, value) of ``namespace`` whose key starts with ``prefix``, oldest first."""
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        rows = self.db.execute(
+            "SELECT key, value FROM kv WHERE namespace = ? AND key LIKE ? ESCAPE '\\' ORDER BY updated_at",
+            (namespace, escaped + "%"),
+        )
+        return [(key, value) for key, value in rows if key.startswith(prefix)]

@@ -88,7 +88,9 @@ def test_training_estimate_counts_the_formatted_dataset(cli, fake_openai: FakeOp
 
     chosen = estimate(cli, "--limit", "5", "--train-model", "gpt-4.1-mini", "--epochs", "3")["training"]
     assert chosen["epochs"] == 3 and chosen["training_tokens"] == per_epoch * 3
-    assert estimate(cli, "--limit", "5")["training"] is None  # no train stage, no --train-model
+    # Without --train-model the preset's own [train] stage is estimated.
+    from_preset = estimate(cli, "--limit", "5")["training"]
+    assert from_preset["model"] == "gpt-4.1-mini-2025-04-14" and from_preset["tokens_per_epoch"] == per_epoch
 
 
 def test_default_epochs_follow_openai_auto() -> None:

@@ -44,11 +44,15 @@ def build_app(host: PluginHost | None = None) -> typer.Typer:
     """The ``tune`` app, with the commands of every plugin loaded in ``host``."""
     from synthtune.core.cli import (
         estimate_cmd,
+        export_cmd,
         plugins_cmd,
         presets_cmd,
         report_cmd,
         review_cmd,
         run_cmd,
+        train_cmd,
+        try_cmd,
+        validate_cmd,
     )
 
     host = host or get_host()
@@ -84,6 +88,10 @@ def build_app(host: PluginHost | None = None) -> typer.Typer:
     plugins_cmd.register(app, host)
     review_cmd.register(app, host)
     report_cmd.register(app, host)
+    validate_cmd.register(app, host)
+    train_cmd.register(app, host)
+    export_cmd.register(app, host)
+    try_cmd.register(app, host)
     for name, function in host.each("register_commands"):
         try:
             function(cli=app)

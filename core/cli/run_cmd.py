@@ -116,6 +116,9 @@ def register(app: typer.Typer, host: PluginHost) -> None:
             min=1,
             help="Expected answer length of requests without max_tokens (estimate, --max-cost).",
         ),
+        train: bool = typer.Option(
+            False, "--train", help="Then train on the dataset with the preset's [train] stage."
+        ),
     ) -> None:
         """Run a preset: source, prompt, generate, filter, format; write the dataset.
 
@@ -123,6 +126,8 @@ def register(app: typer.Typer, host: PluginHost) -> None:
         already answered in the run store (that costs nothing).
         """
         preset = load_preset(preset_name, host, set_)
+        if train and preset.train is None:
+            raise ConfigError(f"{preset.origin}: --train needs a [train] stage in the preset")
         if max_cost is not None and price_table().lookup(preset.model) is None:
             raise ConfigError(
                 f"--max-cost: no price for model {preset.model!r}; add it to a prices file named "
@@ -162,3 +167,7 @@ def register(app: typer.Typer, host: PluginHost) -> None:
                 err=True,
             )
             raise typer.Exit(EXIT_COST_CAP)
+        if train:
+            from synthtune.core.cli.train_cmd import train_after_run
+
+            train_after_run(host, preset, result, store_path(store), yes)

@@ -60,3 +60,23 @@ def make_async_client(
         max_retries=max_retries,
         http_client=http_client,
     )
+
+
+def make_client(*, base_url: str | None, api_key_env: str, timeout: float, max_retries: int) -> openai.OpenAI:
+    """A synchronous client (files, fine-tuning jobs: a few calls, no concurrency needed).
+
+    The key is read from ``api_key_env`` now and lives only in the client object.
+    """
+    base = resolve_base_url(base_url)
+    key = resolve_api_key(api_key_env, base)
+    return openai.OpenAI(api_key=key, base_url=base, timeout=timeout, max_retries=max_retries)
+
+
+def error_message(error: openai.APIStatusError) -> str:
+    """The server's own message from an error response, else the client's."""
+    body = error.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])
+    return error.message

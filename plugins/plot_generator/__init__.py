@@ -18,6 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from synthtune.core import (
     ChatMessage,
+    Framing,
     GenerationRequest,
     Record,
     RunContext,
@@ -240,3 +241,15 @@ def format(sample: Sample, settings: PlotFormatSettings, context: RunContext) ->
             ]
         )
     ]
+
+
+@hookimpl
+def framing(settings: PlotFormatSettings) -> Framing:
+    """How a model tuned on this dataset is prompted: the four fields as the user message (chat,
+    after the system prompt) or followed by the demarcator (completion, stopping at the end
+    marker)."""
+    if settings.style == "completion":
+        return Framing(
+            style="completion", prompt_suffix=f"\n\n{settings.demarcator}", stop=[settings.end_marker]
+        )
+    return Framing(style="chat", system_prompt=settings.system_prompt)

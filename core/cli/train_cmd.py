@@ -1,0 +1,197 @@
+"""``tune train FILE``: train a model on a dataset file with any installed trainer plugin.
+
+The trainer is picked by name (``--backend``, default ``openai``): any plugin implementing the
+``train`` hook works. Its settings come from its ``stage_settings("train")`` model, filled from
+``--set KEY=VALUE`` and the shortcut options (``--model``, ``--suffix``, ``--epochs``, ``--wait``),
+and are validated before anything runs. ``tune run --preset X --train`` reuses the same path with
+the preset's ``[train]`` stage.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from pydantic import BaseModel, ValidationError
+from synthtune.core.errors import ConfigError
+from synthtune.core.models import DatasetFiles, RunContext, TrainingJob
+from synthtune.core.pipeline import RunResult
+from synthtune.core.plugins import PluginHost
+from synthtune.core.presets import ResolvedPreset, parse_override
+from synthtune.core.pricing import price_table
+from synthtune.core.store import RunStore
+from synthtune.core.validation import detect_kind, summary_lines, validate_file
+
+# Option -> the settings field it fills: the first of these names the backend's model has.
+FIELD_ALIASES: dict[str, tuple[str, ...]] = {
+    "model": ("model", "model_name_or_path", "base_model"),
+    "epochs": ("n_epochs", "epochs", "num_train_epochs"),
+    "suffix": ("suffix",),
+    "wait": ("wait",),
+}
+
+
+def _describe(error: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in item['loc']) or '(settings)'}: {item['msg']}" for item in error.errors()
+    )
+
+
+def train_settings(
+    host: PluginHost, backend: str, assignments: list[str], options: dict[str, Any]
+) -> BaseModel:
+    """The backend's validated train settings from ``--set KEY=VALUE`` and shortcut options."""
+    model = host.settings_model(backend, "train")
+    values: dict[str, Any] = {}
+    for assignment in assignments:
+        path, value = parse_override(assignment)
+        target = values
+        for part in path[:-1]:
+            target = target.setdefault(part, {})
+        target[path[-1]] = value
+    for option, value in options.items():
+        if value is None:
+            continue
+        field = next((n for n in FIELD_ALIASES[option] if n in model.model_fields), None)
+        if field is None:
+            raise ConfigError(f"--backend {backend}: has no setting for --{option} (see its settings)")
+        values[field] = value
+    try:
+        return model.model_validate(values)
+    except ValidationError as error:
+        raise ConfigError(f"--backend {backend} train settings: {_describe(error)}") from None
+
+
+def confirm_spend(settings: BaseModel, dataset: DatasetFiles, yes: bool) -> None:
+    """For a model with a training price, show the validation summary and estimate; ask unless
+    ``yes``. Invalid data stops here (exit 1) before anything is uploaded."""
+    model = getattr(settings, "model", None)
+    price = price_table().lookup(model) if isinstance(model, str) else None
+    if not isinstance(model, str) or price is None or price.training is None:
+        return
+    epochs = getattr(settings, "n_epochs", None)
+    report = validate_file(dataset.train, model=model, epochs=epochs if isinstance(epochs, int) else None)
+    if not report.ok:
+        typer.echo("\n".join(summary_lines(report)), err=True)
+        raise typer.Exit(1)
+    cost = f"~${report.cost_usd:.2f}" if report.cost_usd is not None else "an unknown amount"
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise ConfigError(f"training {model} costs {cost}: pass --yes to start without a prompt")
+    question = f"Train {model} on {dataset.train} ({report.billed_tokens} billed tokens, {cost})?"
+    typer.confirm(question, abort=True)
+
+
+def run_training(
+    host: PluginHost,
+    backend: str,
+    settings: BaseModel,
+    dataset: DatasetFiles,
+    store: RunStore,
+    *,
+    run_id: str = "",
+    seed: int = 0,
+) -> TrainingJob:
+    """Call ``backend``'s ``train`` hook with a context bound to ``store``; check what it returns."""
+    call = host.stage(backend, "train")
+    context = RunContext(
+        run_id=run_id,
+        seed=seed,
+        plugin=backend,
+        out_dir=dataset.train.parent,
+        _get=store.kv_get,
+        _put=store.kv_put,
+    )
+    job = call(dataset=dataset, settings=settings, context=context)
+    if not isinstance(job, TrainingJob):
+        got = type(job).__name__
+        raise ConfigError(f"plugin {backend!r} stage 'train' returned {got}, not a TrainingJob")
+    return job
+
+
+def print_job(job: TrainingJob) -> None:
+    """The job on stdout; exit code 1 when it failed or was cancelled."""
+    lines = [f"job {job.id} ({job.backend}): {job.status}"]
+    if job.trained_tokens is not None:
+        lines.append(f"  trained tokens    {job.trained_tokens}")
+    if job.fine_tuned_model:
+        lines.append(f"  fine-tuned model  {job.fine_tuned_model}")
+    typer.echo("\n".join(lines))
+    if job.status in ("failed", "cancelled"):
+        typer.echo(f"error: job {job.id} {job.status}" + (f": {job.error}" if job.error else ""), err=True)
+        raise typer.Exit(1)
+
+
+def dataset_files(train: Path, valid: Path | None, run_id: str | None = None) -> DatasetFiles:
+    for path in (train, valid):
+        if path is not None and not path.is_file():
+            raise ConfigError(f"no such file: {path}")
+    kind = detect_kind(train) or "chat"
+    with train.open("rb") as handle:
+        examples = sum(1 for line in handle if line.strip())
+    return DatasetFiles(train=train, valid=valid, kind=kind, examples=examples, run_id=run_id)
+
+
+def train_after_run(
+    host: PluginHost, preset: ResolvedPreset, result: RunResult, store_file: Path, yes: bool
+) -> None:
+    """``tune run --train``: train on the run's dataset files with the preset's ``[train]`` stage."""
+    assert preset.train is not None
+    if result.report.get("failed"):
+        raise ConfigError("not training: some requests failed; rerun to complete the dataset first")
+    valid = result.out_dir / "valid.jsonl"
+    dataset = dataset_files(
+        result.out_dir / "train.jsonl", valid if valid.is_file() else None, run_id=result.run_id
+    )
+    confirm_spend(preset.train.settings, dataset, yes)
+    run_store = RunStore(store_file)
+    try:
+        job = run_training(
+            host,
+            preset.train.plugin,
+            preset.train.settings,
+            dataset,
+            run_store,
+            run_id=result.run_id,
+            seed=preset.seed,
+        )
+    finally:
+        run_store.close()
+    print_job(job)
+
+
+def register(app: typer.Typer, host: PluginHost) -> None:
+    from synthtune.core.cli.run_cmd import DEFAULT_STORE, STORE_ENV, store_path
+
+    @app.command("train")
+    def train(
+        file: Path = typer.Argument(..., help="Training JSONL file."),
+        validation: Path | None = typer.Option(None, "--validation", help="Validation JSONL file."),
+        model: str | None = typer.Option(None, "--model", "-m", help="Base model to fine-tune."),
+        suffix: str | None = typer.Option(None, "--suffix", help="Suffix of the model name (<= 64 chars)."),
+        epochs: int | None = typer.Option(None, "--epochs", min=1, help="Epochs [the backend's default]."),
+        backend: str = typer.Option("openai", "--backend", "-b", help="Trainer plugin."),
+        set_: list[str] = typer.Option([], "--set", help="A trainer setting: KEY=VALUE."),
+        wait: bool | None = typer.Option(
+            None, "--wait/--no-wait", help="Follow the job to its end [the backend's default]."
+        ),
+        store: Path | None = typer.Option(
+            None, "--store", help=f"Run store file [${STORE_ENV} or ./{DEFAULT_STORE}]."
+        ),
+        yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before spending."),
+    ) -> None:
+        """Train a model on FILE with a trainer plugin; print and record the job and the model."""
+        settings = train_settings(
+            host, backend, set_, {"model": model, "suffix": suffix, "epochs": epochs, "wait": wait}
+        )
+        dataset = dataset_files(file, validation)
+        confirm_spend(settings, dataset, yes)
+        run_store = RunStore(store_path(store))
+        try:
+            job = run_training(host, backend, settings, dataset, run_store)
+        finally:
+            run_store.close()
+        print_job(job)

@@ -1,0 +1,91 @@
+"""``tune try MODEL [TEXT | --file F] [--preset P]``: one request to a (fine-tuned) model."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import typer
+from pydantic import BaseModel, ValidationError
+from synthtune.core.errors import ConfigError, GenerationError
+from synthtune.core.framing import framing_for
+from synthtune.core.models import (
+    Framing,
+    GenerationOutcome,
+    GenerationRequest,
+    RunContext,
+    SamplingParams,
+)
+from synthtune.core.plugins import PluginHost, StageCall
+from synthtune.core.presets import load_preset
+
+
+async def ask_once(call: StageCall, request: GenerationRequest, settings: BaseModel) -> GenerationOutcome:
+    """Send one request through a generate backend and return its outcome."""
+
+    async def one() -> AsyncIterator[GenerationRequest]:
+        yield request
+
+    context = RunContext(run_id="try", seed=0, plugin=call.plugin)
+    outcome = None
+    async for answer in call(requests=one(), settings=settings, context=context):
+        outcome = answer
+    if outcome is None:
+        raise GenerationError(f"plugin {call.plugin!r} gave no answer")
+    return outcome
+
+
+def register(app: typer.Typer, host: PluginHost) -> None:
+    @app.command("try")
+    def try_model(
+        model: str = typer.Argument(..., help="Model to ask, e.g. ft:gpt-4.1-mini-...:org:suffix:id."),
+        text: str | None = typer.Argument(None, help="The input text (or --file)."),
+        file: Path | None = typer.Option(None, "--file", help="Read the input text from a file."),
+        preset_name: str | None = typer.Option(
+            None, "--preset", "-p", help="Frame the input as this preset's dataset does."
+        ),
+        set_: list[str] = typer.Option([], "--set", help="Override a preset setting: STAGE.KEY=VALUE."),
+        backend: str = typer.Option("openai", "--backend", help="Generate plugin when no preset is given."),
+        temperature: float | None = typer.Option(None, "--temperature", min=0, max=2),
+        max_tokens: int | None = typer.Option(None, "--max-tokens", min=1),
+        show_request: bool = typer.Option(False, "--show-request", help="Print the messages sent (stderr)."),
+    ) -> None:
+        """Ask MODEL once, framed like the preset's training data (system prompt, demarcator, stop
+        sequences), and print the answer."""
+        if (text is None) == (file is None):
+            raise ConfigError("give the input as TEXT or with --file, not both")
+        if file is not None:
+            try:
+                text = file.read_text(encoding="utf-8")
+            except OSError as error:
+                raise ConfigError(f"--file {file}: {error.strerror or error}") from None
+        assert text is not None
+        if preset_name is not None:
+            preset = load_preset(preset_name, host, set_)
+            framing = framing_for(host, preset.format)
+            generate_plugin = preset.generate.plugin
+            settings = preset.generate.settings.model_copy(update={"model": model})
+        else:
+            framing = Framing()
+            generate_plugin = backend
+            try:
+                settings = host.settings_model(backend, "generate").model_validate({"model": model})
+            except ValidationError as error:
+                raise ConfigError(f"--backend {backend}: {error.errors()[0]['msg']}") from None
+        request = GenerationRequest(
+            messages=framing.messages(text),
+            params=SamplingParams(temperature=temperature, max_tokens=max_tokens, stop=framing.stop or None),
+            model=model,
+        )
+        request.key = request.compute_key()
+        if show_request:
+            for message in request.messages:
+                typer.echo(f"[{message.role}] {message.content}", err=True)
+            if framing.stop:
+                typer.echo(f"[stop] {framing.stop!r}", err=True)
+        call = host.stage(generate_plugin, "generate")
+        outcome = asyncio.run(ask_once(call, request, settings))
+        if not outcome.ok:
+            raise GenerationError(f"{model}: {outcome.error}")
+        typer.echo(outcome.text)
