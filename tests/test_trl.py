@@ -52,6 +52,16 @@ def offline_hub(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(workdir / "hf-home"))
+    # A tiny model gains nothing from threads; on a shared machine they only contend.
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread() -> Any:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def synthtune_dataset(cli: Any, workdir: Path, count: int = 12) -> Path:
@@ -215,6 +225,50 @@ def test_module_entry_point_trains_as_accelerate_launch_would_run_it(
     adapter = json.loads((out / "adapter_config.json").read_text())
     assert sorted(adapter["target_modules"]) == ["q_proj", "v_proj"]
     assert json.loads((out / "synthtune-result.json").read_text()) == result
+
+
+def test_two_processes_under_torch_distributed_run_train_one_model(
+    cli: Any, fake_openai: FakeOpenAI, workdir: Path
+) -> None:
+    """`accelerate launch --multi_gpu` starts processes the way torch.distributed.run does; on
+    CPU (gloo, ACCELERATE_USE_CPU) two ranks share the batches and only rank 0 writes."""
+    dataset = synthtune_dataset(cli, workdir, count=8)
+    base_dir = tiny_model(dataset, workdir / "tiny-llama")
+    out = workdir / "ddp-out"
+    args = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "synthtune.plugins.trl.sft",
+        "--dataset",
+        str(dataset),
+        "--model",
+        str(base_dir),
+        "--output-dir",
+        str(out),
+        "--max-steps",
+        "2",
+        "--per-device-batch-size",
+        "2",
+        "--max-length",
+        "64",
+        "--logging-steps",
+        "1",
+        "--gradient-checkpointing",
+        "false",
+    ]
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true"}
+    done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = [json.loads(line) for line in done.stdout.splitlines() if line.startswith('{"output_dir"')]
+    assert len(results) == 1  # printed by rank 0 only
+    # 2 steps x 2 examples per device x 2 ranks = all 8 examples once.
+    assert results[0]["steps"] == 2 and results[0]["epochs"] == 1.0
+    assert (out / "adapter_model.safetensors").is_file()
 
 
 def test_bad_settings_from_the_command_line_are_one_line_errors(workdir: Path) -> None:
