@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from conftest import read_jsonl
-from synthtune.core import ConfigError, DatasetFiles, RunContext, TrainingJob
+from synthtune.core import ConfigError, DatasetFiles, PluginError, RunContext, TrainingJob
 from synthtune.core.plugins import PluginHost
 from synthtune.core.store import RunStore
 from synthtune.core.testing import FakeOpenAI
@@ -386,7 +386,30 @@ def test_missing_model_and_missing_chat_template_are_config_errors(host: PluginH
     (folder / "chat_template.jinja").unlink(missing_ok=True)
     with pytest.raises(ConfigError, match="has no chat template"):
         run_train_hook(host, store, dataset, {"model": str(folder)})
-    # The failed attempt is not recorded as a job: nothing ran.
+    # Nothing ran, so no job is recorded.
+    assert store.db.execute("SELECT count(*) FROM kv WHERE namespace = 'trl'").fetchone() == (0,)
+    store.close()
+
+
+def test_a_crash_during_training_is_recorded_as_a_failed_job(
+    host: PluginHost, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import trl
+
+    def crash(self: Any, **kwargs: Any) -> None:
+        raise RuntimeError("out of memory (simulated)")
+
+    monkeypatch.setattr(trl.SFTTrainer, "train", crash)
+    store = RunStore(workdir / "synthtune.db")
+    dataset = workdir / "train.jsonl"
+    line = {"messages": [{"role": "user", "content": "a b"}, {"role": "assistant", "content": "c d"}]}
+    dataset.write_text(json.dumps(line) + "\n")
+    folder = tiny_model(dataset, workdir / "tiny")
+    with pytest.raises(PluginError, match="plugin 'trl' failed in stage 'train': out of memory"):
+        run_train_hook(host, store, dataset, {"model": str(folder), "output_dir": "out"})
+    recorded = store.kv_get("trl", f"job:trl:{(workdir / 'out').resolve()}")
+    job = TrainingJob.model_validate_json(recorded or "{}")
+    assert job.status == "failed" and job.error == "out of memory (simulated)"
     store.close()
 
 

@@ -60,10 +60,18 @@ def train(dataset: DatasetFiles, settings: TrlTrainSettings, context: RunContext
 
     base = {"id": job_id, "backend": BACKEND, "base_model": settings.model, "fine_tuned_model": None}
     running = TrainingJob(**base, status="running", fingerprint=digest, output_dir=str(output_dir))
-    context.cache_put(job_key(job_id), running.model_dump_json())
+    started = False
+
+    def record_start() -> None:
+        nonlocal started
+        started = True
+        context.cache_put(job_key(job_id), running.model_dump_json())
+
     try:
-        result = train_sft(settings, dataset.train, dataset.valid, output_dir, seed)
+        result = train_sft(settings, dataset.train, dataset.valid, output_dir, seed, on_start=record_start)
     except BaseException as error:
+        if not started:  # a bad dataset, model or setting: no job ran
+            raise
         detail = str(error) or type(error).__name__
         status = "cancelled" if isinstance(error, KeyboardInterrupt) else "failed"
         failed = running.model_copy(update={"status": status, "error": detail})

@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -172,14 +173,21 @@ def _losses(history: list[dict[str, Any]]) -> tuple[list[LossPoint], int | None,
 
 
 def train_sft(
-    settings: TrlTrainSettings, train: Path, valid: Path | None, output_dir: Path, seed: int
+    settings: TrlTrainSettings,
+    train: Path,
+    valid: Path | None,
+    output_dir: Path,
+    seed: int,
+    on_start: Callable[[], None] | None = None,
 ) -> SftResult:
     """Fine-tune ``settings.model`` on ``train`` (chat or prompt/completion JSONL), LoRA unless
     ``use_lora`` is false; save the adapter (or model) and tokenizer into ``output_dir``.
 
     An interrupted run with the same settings and data resumes from its last checkpoint. Works
     the same in one process or under ``accelerate launch`` (only the main process writes files).
-    Returns the losses, steps and token count of the run.
+    ``on_start`` is called once the data, model and settings have been checked, just before the
+    first step: errors before it are ConfigErrors and nothing has run. Returns the losses,
+    steps and token count of the run.
     """
     kind, rows = read_rows(train)
     valid_rows: list[dict[str, Any]] | None = None
@@ -212,6 +220,8 @@ def train_sft(
         (output_dir / FINGERPRINT_FILE).write_text(digest + "\n")
     if checkpoint:
         log.info("trl: resuming from %s", checkpoint)
+    if on_start is not None:
+        on_start()
     output = trainer.train(resume_from_checkpoint=checkpoint)
     eval_loss = None
     if valid_rows:
