@@ -185,9 +185,9 @@ def train_sft(
 
     An interrupted run with the same settings and data resumes from its last checkpoint. Works
     the same in one process or under ``accelerate launch`` (only the main process writes files).
-    ``on_start`` is called once the data, model and settings have been checked, just before the
-    first step: errors before it are ConfigErrors and nothing has run. Returns the losses,
-    steps and token count of the run.
+    ``on_start`` is called once the data, tokenizer, model and settings have loaded, just before
+    the first step: an error before it means nothing was trained (a bad file, path or setting is
+    a ConfigError). Returns the losses, steps and token count of the run.
     """
     kind, rows = read_rows(train)
     valid_rows: list[dict[str, Any]] | None = None
