@@ -1,0 +1,94 @@
+"""Read a synthtune dataset file into the rows TRL's SFTTrainer takes.
+
+Chat lines (``{"messages": [...]}``, optionally ``tools``) are TRL's *conversational* format and
+pass through unchanged; prompt/completion lines are its *prompt-completion* format (loss on the
+completion only). Preference lines are for DPO, which this trainer does not do. Plain Python, no
+heavy imports: the file is checked before torch is loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from synthtune.core.errors import ConfigError
+
+Kind = Literal["chat", "completion"]
+
+
+def _kind_of(line: dict[str, Any]) -> str:
+    if "messages" in line:
+        return "chat"
+    if "prompt" in line and "completion" in line:
+        return "completion"
+    if "preferred_output" in line or "chosen" in line:
+        return "preference"
+    return "unknown"
+
+
+def read_rows(path: Path) -> tuple[Kind, list[dict[str, Any]]]:
+    """The rows of a JSONL dataset and its kind; a ConfigError names the first bad line."""
+    if not path.is_file():
+        raise ConfigError(f"dataset {path}: no such file")
+    rows: list[dict[str, Any]] = []
+    kind: str | None = None
+    with path.open(encoding="utf-8") as handle:
+        for number, text in enumerate(handle, start=1):
+            if not text.strip():
+                continue
+            try:
+                line = json.loads(text)
+            except json.JSONDecodeError as error:
+                raise ConfigError(f"dataset {path} line {number}: not JSON ({error.msg})") from None
+            if not isinstance(line, dict):
+                raise ConfigError(f"dataset {path} line {number}: not a JSON object")
+            line_kind = _kind_of(line)
+            if line_kind == "preference":
+                raise ConfigError(
+                    f"dataset {path} line {number}: preference data needs DPO; the trl trainer does "
+                    "supervised fine-tuning on chat or prompt/completion lines"
+                )
+            if line_kind == "unknown":
+                raise ConfigError(
+                    f"dataset {path} line {number}: expected 'messages' or 'prompt' and 'completion'"
+                )
+            if kind is None:
+                kind = line_kind
+            elif line_kind != kind:
+                raise ConfigError(f"dataset {path} line {number}: a {line_kind} line in a {kind} file")
+            rows.append(_row(line, line_kind, path, number))
+    if kind is None:
+        raise ConfigError(f"dataset {path}: empty")
+    return kind, rows  # type: ignore[return-value]
+
+
+def _row(line: dict[str, Any], kind: str, path: Path, number: int) -> dict[str, Any]:
+    if kind == "completion":
+        if not isinstance(line["prompt"], str) or not isinstance(line["completion"], str):
+            raise ConfigError(f"dataset {path} line {number}: prompt and completion must be strings")
+        return {"prompt": line["prompt"], "completion": line["completion"]}
+    messages = line["messages"]
+    if not isinstance(messages, list) or not messages:
+        raise ConfigError(f"dataset {path} line {number}: 'messages' must be a non-empty list")
+    if not any(isinstance(m, dict) and m.get("role") == "assistant" for m in messages):
+        raise ConfigError(f"dataset {path} line {number}: no assistant message to learn from")
+    # OpenAI's per-message `weight` has no TRL equivalent; arrow also needs one shape per column.
+    row: dict[str, Any] = {
+        "messages": [{k: v for k, v in m.items() if k != "weight"} for m in messages],
+    }
+    if "tools" in line:
+        row["tools"] = line["tools"]
+    return row
+
+
+def file_digest(path: Path | None) -> str | None:
+    """sha256 of a file's bytes (None for no file): part of a training job's fingerprint."""
+    if path is None:
+        return None
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
