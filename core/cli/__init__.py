@@ -2,8 +2,13 @@
 
 :func:`build_app` makes a fresh Typer app each time (so plugin-added commands need no module
 reload in tests). Every :class:`~synthtune.core.errors.SynthtuneError` raised by any command,
-plugin commands included, becomes one ``error: ...`` line on stderr and its exit code; pass
-``--traceback`` or set ``SYNTHTUNE_TRACEBACK=1`` to see the original.
+plugin commands included, becomes one ``error: ...`` line on stderr and its exit code; any other
+exception raised by a command a plugin added becomes one line naming the plugin. Pass
+``--traceback`` or set ``SYNTHTUNE_TRACEBACK=1`` to see the original. Plugin warnings (a plugin
+that failed to load, register presets or add commands) are printed once, as ``warning: ...``.
+
+Startup stays cheap: command modules are imported when the app is built, and they import heavy
+libraries (openai, aiohttp, jsonschema) only inside the functions that need them.
 """
 
 from __future__ import annotations
@@ -13,8 +18,8 @@ import sys
 from typing import Any
 
 import typer
-from synthtune.core.errors import SynthtuneError
-from synthtune.core.plugins import TRACEBACK_ENV, PluginHost, get_host, traceback_requested
+from synthtune.core.errors import PluginError, SynthtuneError
+from synthtune.core.plugins import TRACEBACK_ENV, PluginHost, get_host, one_line, traceback_requested
 from typer.core import TyperGroup
 
 
@@ -28,7 +33,10 @@ def _version() -> str:
 
 
 class RootGroup(TyperGroup):
-    """Turns user-facing errors into one line and an exit code."""
+    """Turns user-facing errors into one line and an exit code, and prints plugin warnings."""
+
+    host: PluginHost | None = None
+    owners: dict[str, str] = {}  # command name -> the plugin that added it
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -38,15 +46,42 @@ class RootGroup(TyperGroup):
                 raise
             typer.echo(f"error: {error}", err=True)
             raise typer.Exit(error.exit_code) from None
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise
+        except Exception as error:
+            owner = self.owners.get(ctx.invoked_subcommand or "")
+            if owner is None or traceback_requested():
+                raise
+            wrapped = PluginError(owner, f"command {ctx.invoked_subcommand}", error)
+            typer.echo(f"error: {wrapped}", err=True)
+            raise typer.Exit(wrapped.exit_code) from None
+        finally:
+            if self.host is not None:
+                for warning in self.host.unreported_warnings():
+                    typer.echo(f"warning: {warning}", err=True)
+
+
+def _command_names(app: typer.Typer) -> set[str]:
+    """Names of the commands and groups registered on ``app`` so far."""
+    names = set()
+    for command in app.registered_commands:
+        callback = command.callback
+        fallback = callback.__name__.lower().replace("_", "-") if callback is not None else ""
+        names.add(command.name or fallback)
+    for group in app.registered_groups:
+        names.add(group.name or group.typer_instance.info.name or "")
+    return names - {""}
 
 
 def build_app(host: PluginHost | None = None) -> typer.Typer:
     """The ``tune`` app, with the commands of every plugin loaded in ``host``."""
-    from synthtune.core.cli import plugins_cmd, presets_cmd, run_cmd
+    from synthtune.core.cli import plugin_cmd, plugins_cmd, presets_cmd, run_cmd
 
     host = host or get_host()
+    owners: dict[str, str] = {}
+    root_group = type("RootGroup", (RootGroup,), {"host": host, "owners": owners})
     app = typer.Typer(
-        cls=RootGroup,
+        cls=root_group,
         name="tune",
         help="synthtune: turn a task idea into a fine-tuned model.",
         no_args_is_help=True,
@@ -68,19 +103,21 @@ def build_app(host: PluginHost | None = None) -> typer.Typer:
             typer.echo(f"synthtune {_version()}")
             raise typer.Exit(0)
         ctx.obj = host
-        for warning in host.warnings:
+        for warning in host.unreported_warnings():
             typer.echo(f"warning: {warning}", err=True)
 
     run_cmd.register(app, host)
     presets_cmd.register(app, host)
     plugins_cmd.register(app, host)
+    plugin_cmd.register(app, host)
     for name, function in host.each("register_commands"):
+        before = _command_names(app)
         try:
             function(cli=app)
         except Exception as error:
-            host.warnings.append(
-                f"plugin {name!r} failed in register_commands: {type(error).__name__}: {error}"
-            )
+            host.warnings.append(f"plugin {name!r} failed in register_commands: {one_line(error)}")
+        for command in _command_names(app) - before:
+            owners[command] = name
     return app
 
 
