@@ -18,7 +18,7 @@ import sys
 from typing import Any
 
 import typer
-from synthtune.core.errors import PluginError, SynthtuneError
+from synthtune.core.errors import SynthtuneError
 from synthtune.core.plugins import TRACEBACK_ENV, PluginHost, get_host, one_line, traceback_requested
 from typer.core import TyperGroup
 
@@ -52,9 +52,9 @@ class RootGroup(TyperGroup):
             owner = self.owners.get(ctx.invoked_subcommand or "")
             if owner is None or traceback_requested():
                 raise
-            wrapped = PluginError(owner, f"command {ctx.invoked_subcommand}", error)
-            typer.echo(f"error: {wrapped}", err=True)
-            raise typer.Exit(wrapped.exit_code) from None
+            command = ctx.invoked_subcommand
+            typer.echo(f"error: plugin {owner!r} failed in command {command!r}: {one_line(error)}", err=True)
+            raise typer.Exit(1) from None
         finally:
             if self.host is not None:
                 for warning in self.host.unreported_warnings():
