@@ -1,18 +1,30 @@
-"""The ``openai`` plugin: generation on any OpenAI-compatible chat-completions endpoint."""
+"""The ``openai`` plugin: generation on any OpenAI-compatible chat-completions endpoint.
+
+The ``openai`` client library (with aiohttp) takes most of a second to import, so this module
+imports it only when a preset actually uses the plugin: ``tune --help`` and ``tune plugins list``
+never pay for it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 from synthtune.core import hookimpl
 from synthtune.core.models import GenerationOutcome, GenerationRequest, RunContext
-from synthtune.plugins.openai.generate import OpenAIGenerateSettings, generate_chat
+
+if TYPE_CHECKING:
+    from synthtune.plugins.openai.generate import OpenAIGenerateSettings
 
 
 @hookimpl
 def stage_settings(stage: str) -> type[BaseModel] | None:
-    return {"generate": OpenAIGenerateSettings}.get(stage)
+    if stage != "generate":
+        return None
+    from synthtune.plugins.openai.generate import OpenAIGenerateSettings
+
+    return OpenAIGenerateSettings
 
 
 @hookimpl
@@ -21,4 +33,6 @@ def generate(
     settings: OpenAIGenerateSettings,
     context: RunContext,
 ) -> AsyncIterator[GenerationOutcome]:
+    from synthtune.plugins.openai.generate import generate_chat
+
     return generate_chat(requests, settings, context)
