@@ -27,8 +27,10 @@ def stage_settings(stage: str) -> type[BaseModel] | None:
     return OpenAIGenerateSettings
 
 
-@hookimpl
-def generate(
+# Named apart from the hook: importing the ``generate`` submodule binds ``generate`` on this
+# package, which would hide a function of that name once the submodule is loaded lazily.
+@hookimpl(specname="generate")
+def generate_chat_completions(
     requests: AsyncIterator[GenerationRequest],
     settings: OpenAIGenerateSettings,
     context: RunContext,
