@@ -28,11 +28,14 @@ from pydantic import BaseModel, ConfigDict
 from synthtune.core import hookspecs
 from synthtune.core.errors import ConfigError, PluginError, SynthtuneError
 from synthtune.core.hookspecs import PROJECT, STAGES
+from synthtune.core.models import GenerationOutcome, GenerationRequest
 
 ENTRY_POINT_GROUP = PROJECT
 LOAD_ENV = "SYNTHTUNE_LOAD_PLUGINS"
 DISABLE_ENV = "SYNTHTUNE_DISABLE_PLUGINS"
 TRACEBACK_ENV = "SYNTHTUNE_TRACEBACK"
+# What the items of a stage's result must be where the core uses them without checking.
+ITEM_TYPES: dict[str, type] = {"prompt": GenerationRequest, "generate": GenerationOutcome}
 
 
 class NoSettings(BaseModel):
@@ -104,20 +107,36 @@ class StageCall:
             return self._guard_async(result)
         if isinstance(result, Iterator):
             return self._guard(result)
+        if isinstance(result, list | tuple):
+            for item in result:
+                self._check(item)
         return result
+
+    def _check(self, item: Any) -> Any:
+        """``item`` if it has the type the stage promises (where the core relies on it)."""
+        expected = ITEM_TYPES.get(self.stage)
+        if expected is not None and not isinstance(item, expected):
+            problem = TypeError(f"returned {type(item).__name__}, not a {expected.__name__}")
+            raise PluginError(self.plugin, self.stage, problem)
+        return item
 
     def _guard(self, items: Iterator[Any]) -> Iterator[Any]:
         try:
-            yield from items
+            for item in items:
+                yield self._check(item)
         except SynthtuneError:
             raise
         except Exception as error:
             raise PluginError(self.plugin, self.stage, error) from error
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
 
     async def _guard_async(self, items: AsyncIterator[Any]) -> AsyncIterator[Any]:
         try:
             async for item in items:
-                yield item
+                yield self._check(item)
         except SynthtuneError:
             raise
         except Exception as error:
@@ -292,7 +311,12 @@ class PluginHost:
                     model = impl.function(stage=stage)
                 except Exception as error:
                     raise PluginError(plugin_name, "stage_settings", error) from error
-                return model if model is not None else NoSettings
+                if model is None:
+                    return NoSettings
+                if not (isinstance(model, type) and issubclass(model, BaseModel)):
+                    problem = TypeError(f"returned {model!r} for {stage!r}, not a pydantic model class")
+                    raise PluginError(plugin_name, "stage_settings", problem)
+                return model
         return NoSettings
 
     def each(self, hook: str) -> Iterator[tuple[str, Callable[..., Any]]]:

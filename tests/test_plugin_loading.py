@@ -210,3 +210,43 @@ def test_registered_unregisters_after_the_block_and_refuses_a_bad_plugin(host: P
         with host.registered(Bad(), "bad"):
             pass
     assert host.warnings == [] and "bad" not in host.names()
+
+
+class WrongTypes(Probe):
+    def __init__(self, wrong_in: str) -> None:
+        super().__init__()
+        self.wrong_in = wrong_in
+
+    @hookimpl
+    def stage_settings(self, stage: str):
+        if self.wrong_in == "stage_settings" and stage == "filter":
+            return {"min_chars": 3}
+        return super().stage_settings(stage)
+
+    @hookimpl
+    def prompt(self, record):
+        if self.wrong_in == "prompt":
+            return [{"messages": [{"role": "user", "content": "hi"}]}]
+        return super().prompt(record)
+
+    @hookimpl
+    async def generate(self, requests):
+        async for request in requests:
+            yield {"key": request.key, "text": "hi"} if self.wrong_in == "generate" else None
+
+
+@pytest.mark.parametrize(
+    ("stage", "message"),
+    [
+        ("stage_settings", "returned {'min_chars': 3} for 'filter', not a pydantic model class"),
+        ("prompt", "returned dict, not a GenerationRequest"),
+        ("generate", "returned dict, not a GenerationOutcome"),
+    ],
+)
+def test_a_hook_returning_the_wrong_type_is_one_line(
+    host: PluginHost, cli_for, workdir: Path, stage: str, message: str
+) -> None:
+    with host.registered(WrongTypes(stage), "probe"):
+        result = cli_for(host)("run", "--preset", str(write_probe_preset(workdir)), "--yes")
+    assert result.exit_code == 1, result.output
+    assert result.stderr == f"error: plugin 'probe' failed in stage '{stage}': {message}\n"
