@@ -200,8 +200,7 @@ class PluginHost:
         if unknown:
             self.pm.unregister(plugin)
             hooks, known = ", ".join(sorted(unknown)), ", ".join(hook_names())
-            error = ValueError(f"unknown hook(s) {hooks} (known: {known})")
-            self._warn(name, "was not registered", error)
+            self._warn(name, "was not registered", ValueError(f"unknown hook(s) {hooks} (known: {known})"))
             return False
         self._dists[name] = dist_info
         self.skipped.pop(name, None)

@@ -69,7 +69,8 @@ def _command_names(app: typer.Typer) -> set[str]:
         fallback = callback.__name__.lower().replace("_", "-") if callback is not None else ""
         names.add(command.name or fallback)
     for group in app.registered_groups:
-        names.add(group.name or group.typer_instance.info.name or "")
+        instance = group.typer_instance
+        names.add(group.name or (instance.info.name if instance is not None else None) or "")
     return names - {""}
 
 
