@@ -27,7 +27,9 @@ class PluginError(SynthtuneError):
         self.plugin = plugin
         self.stage = stage
         self.original = error
-        detail = " ".join(str(error).split()) or type(error).__name__
+        # One line, whatever the original message looked like (the original stays in __cause__).
+        detail = " ".join(part.strip() for part in str(error).splitlines() if part.strip())
+        detail = detail or type(error).__name__
         super().__init__(f"plugin {plugin!r} failed in stage {stage!r}: {detail}")
 
 

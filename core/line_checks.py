@@ -11,12 +11,13 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import jsonschema
-from jsonschema.exceptions import best_match
-from synthtune.core.testing import LINE_SCHEMAS, load_schemas, validator_for
+from synthtune.core.openai_schemas import LINE_SCHEMAS, load_schemas, validator_for
 from synthtune.core.tokens import count_messages, count_text
+
+if TYPE_CHECKING:
+    import jsonschema
 
 Kind = Literal["chat", "completion", "preference"]
 KINDS: tuple[Kind, ...] = ("chat", "completion", "preference")
@@ -132,6 +133,8 @@ def _pick_branch(error: jsonschema.ValidationError) -> jsonschema.ValidationErro
         ]
         if len(matching) != 1:
             break
+        from jsonschema.exceptions import best_match
+
         picked = best_match(matching[0])
         if picked is None:
             break
@@ -143,6 +146,8 @@ def schema_error(kind: Kind, line: dict[str, Any]) -> str | None:
     """The most relevant schema error of one line, as text, or None when it is valid."""
     if kind == "chat" and _chat_line_is_valid(line):
         return None
+    from jsonschema.exceptions import best_match  # slow to import: only when validating
+
     error = best_match(_validators()[kind].iter_errors(line))
     if error is None:
         return None

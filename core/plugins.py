@@ -2,8 +2,14 @@
 
 Plugins are found through the ``synthtune`` entry-point group; bundled plugins are registered
 through the same group. A plugin that fails to import or register is set aside with one warning
-line and the rest keep working. The pipeline never calls ``pm.hook`` directly: it asks
+line naming it, and the rest keep working (no plugin can stop ``tune`` from starting). A plugin
+that raises while serving a stage becomes a one-line :class:`PluginError` naming the plugin and the
+stage, generators included. The pipeline never calls ``pm.hook`` directly: it asks
 :meth:`PluginHost.stage` for the one implementation the preset chose.
+
+``SYNTHTUNE_LOAD_PLUGINS`` (allow-list) and ``SYNTHTUNE_DISABLE_PLUGINS`` (block-list) take
+comma-separated plugin names or distribution names; ``SYNTHTUNE_TRACEBACK=1`` adds the original
+traceback to every warning.
 """
 
 from __future__ import annotations
@@ -11,7 +17,8 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, cast
@@ -21,11 +28,14 @@ from pydantic import BaseModel, ConfigDict
 from synthtune.core import hookspecs
 from synthtune.core.errors import ConfigError, PluginError, SynthtuneError
 from synthtune.core.hookspecs import PROJECT, STAGES
+from synthtune.core.models import GenerationOutcome, GenerationRequest
 
 ENTRY_POINT_GROUP = PROJECT
 LOAD_ENV = "SYNTHTUNE_LOAD_PLUGINS"
 DISABLE_ENV = "SYNTHTUNE_DISABLE_PLUGINS"
 TRACEBACK_ENV = "SYNTHTUNE_TRACEBACK"
+# What the items of a stage's result must be where the core uses them without checking.
+ITEM_TYPES: dict[str, type] = {"prompt": GenerationRequest, "generate": GenerationOutcome}
 
 
 class NoSettings(BaseModel):
@@ -46,7 +56,14 @@ class PluginInfo(BaseModel):
 
 
 def traceback_requested() -> bool:
+    """True when ``SYNTHTUNE_TRACEBACK`` (or ``--traceback``) asks for original tracebacks."""
     return os.environ.get(TRACEBACK_ENV, "").lower() not in ("", "0", "false", "no")
+
+
+def one_line(error: BaseException) -> str:
+    """``Type: message`` on a single line (pluggy's validation errors span several lines)."""
+    text = " ".join(part.strip() for part in str(error).splitlines() if part.strip())
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def _name_list(env: str) -> set[str] | None:
@@ -54,6 +71,16 @@ def _name_list(env: str) -> set[str] | None:
     if raw is None:
         return None
     return {part.strip() for part in raw.split(",") if part.strip()}
+
+
+def _skip_reason(name: str, dist: str | None, allow: set[str] | None, block: set[str]) -> str | None:
+    """Why the environment keeps plugin ``name`` (from distribution ``dist``) out, if it does."""
+    names = {name} | ({dist} if dist else set())
+    if names & block:
+        return f"disabled by {DISABLE_ENV}"
+    if allow is not None and not names & allow:
+        return f"not listed in {LOAD_ENV}"
+    return None
 
 
 @dataclass
@@ -70,11 +97,54 @@ class StageCall:
 
     def __call__(self, **kwargs: Any) -> Any:
         try:
-            return self.function(**{name: kwargs[name] for name in self.argnames})
+            result = self.function(**{name: kwargs[name] for name in self.argnames})
         except SynthtuneError:
             raise
         except Exception as error:
             raise PluginError(self.plugin, self.stage, error) from error
+        # Generators run their body only when iterated: guard the iteration too.
+        if isinstance(result, AsyncIterator):
+            return self._guard_async(result)
+        if isinstance(result, Iterator):
+            return self._guard(result)
+        if isinstance(result, list | tuple):
+            for item in result:
+                self._check(item)
+        return result
+
+    def _check(self, item: Any) -> Any:
+        """``item`` if it has the type the stage promises (where the core relies on it)."""
+        expected = ITEM_TYPES.get(self.stage)
+        if expected is not None and not isinstance(item, expected):
+            problem = TypeError(f"returned {type(item).__name__}, not a {expected.__name__}")
+            raise PluginError(self.plugin, self.stage, problem)
+        return item
+
+    def _guard(self, items: Iterator[Any]) -> Iterator[Any]:
+        try:
+            for item in items:
+                yield self._check(item)
+        except SynthtuneError:
+            raise
+        except Exception as error:
+            raise PluginError(self.plugin, self.stage, error) from error
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    async def _guard_async(self, items: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        try:
+            async for item in items:
+                yield self._check(item)
+        except SynthtuneError:
+            raise
+        except Exception as error:
+            raise PluginError(self.plugin, self.stage, error) from error
+        finally:
+            aclose = getattr(items, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
 
 @dataclass
@@ -83,8 +153,10 @@ class PluginHost:
 
     pm: pluggy.PluginManager = field(default_factory=lambda: pluggy.PluginManager(PROJECT))
     warnings: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # plugin name -> why it is not loaded
     _dists: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
     _calls: dict[tuple[str, str], StageCall] = field(default_factory=dict)
+    _reported: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.pm.add_hookspecs(hookspecs)
@@ -93,18 +165,21 @@ class PluginHost:
 
     def load_entrypoints(self) -> None:
         """Load every plugin of the ``synthtune`` entry-point group, honouring the allow- and
-        block-list environment variables. Failures become warnings, never exceptions."""
+        block-list environment variables (plugin or distribution names). Failures become one
+        warning line each and an entry in :attr:`skipped`, never exceptions."""
         allow, block = _name_list(LOAD_ENV), _name_list(DISABLE_ENV) or set()
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-            if ep.name in block or (allow is not None and ep.name not in allow):
-                continue
             if self.pm.has_plugin(ep.name):
                 continue
             dist = getattr(ep, "dist", None)
             dist_info = (dist.name, dist.version) if dist is not None else (None, None)
+            reason = _skip_reason(ep.name, dist_info[0], allow, block)
+            if reason is not None:
+                self.skipped[ep.name] = reason
+                continue
             try:
                 plugin = ep.load()
-            except Exception as error:  # a broken plugin must not break the CLI
+            except (Exception, SystemExit) as error:  # a broken plugin must not break the CLI
                 self._warn(ep.name, "failed to import", error)
                 continue
             self.register(plugin, ep.name, dist_info)
@@ -118,29 +193,61 @@ class PluginHost:
         """Register ``plugin`` under ``name``; on a bad hook, warn, unregister, return False."""
         try:
             self.pm.register(plugin, name=name)
-        except Exception as error:
+        except Exception as error:  # pluggy's PluginValidationError: an argument not in the spec
             self._warn(name, "was not registered", error)
             return False
         unknown = [caller.name for caller in self.pm.get_hookcallers(plugin) or [] if not caller.spec]
         if unknown:
             self.pm.unregister(plugin)
-            self._warn(name, "was not registered", ValueError(f"unknown hook(s): {unknown}"))
+            hooks, known = ", ".join(sorted(unknown)), ", ".join(hook_names())
+            self._warn(name, "was not registered", ValueError(f"unknown hook(s) {hooks} (known: {known})"))
             return False
         self._dists[name] = dist_info
+        self.skipped.pop(name, None)
         self._calls.clear()
         return True
 
     def unregister(self, name: str) -> None:
+        """Remove the plugin registered as ``name``."""
         self.pm.unregister(name=name)
         self._dists.pop(name, None)
         self._calls.clear()
 
+    @contextmanager
+    def registered(self, plugin: object, name: str | None = None) -> Iterator[str]:
+        """Register ``plugin`` for the duration of a ``with`` block, then unregister it.
+
+        Yields the name it was registered under (default: the module's or class's name). Raises
+        :class:`ConfigError` with the warning line if the plugin cannot be registered, so a test
+        fails loudly instead of running without it.
+        """
+        name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
+        if not self.register(plugin, name):
+            line = self.warnings.pop()
+            self.skipped.pop(name, None)
+            raise ConfigError(line)
+        try:
+            yield name
+        finally:
+            if self.pm.get_plugin(name) is plugin:
+                self.unregister(name)
+
     def _warn(self, name: str, what: str, error: BaseException) -> None:
-        detail = " ".join(str(error).split())  # pluggy's messages span several lines
-        line = f"plugin {name!r} {what}: {type(error).__name__}: {detail}"
+        line = f"plugin {name!r} {what}: {one_line(error)}"
+        self.skipped[name] = f"{what}: {one_line(error)}"
         if traceback_requested():
-            line += "\n" + "".join(traceback.format_exception(error))
+            line += "\n" + "".join(traceback.format_exception(error)).rstrip()
         self.warnings.append(line)
+
+    def unreported_warnings(self) -> list[str]:
+        """Warnings not yet returned by this method (each distinct line once); the CLI prints
+        them before and after every command, so a broken plugin is named exactly once."""
+        fresh = []
+        for line in self.warnings:
+            if line not in self._reported:
+                self._reported.add(line)
+                fresh.append(line)
+        return fresh
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -150,6 +257,8 @@ class PluginHost:
     def plugin(self, name: str) -> object:
         plugin = self.pm.get_plugin(name)
         if plugin is None or name not in self._dists:
+            if name in self.skipped:
+                raise ConfigError(f"plugin {name!r} is not loaded: {self.skipped[name]}")
             known = ", ".join(self.names()) or "none"
             raise ConfigError(f"unknown plugin {name!r} (installed: {known})")
         return plugin
@@ -201,7 +310,12 @@ class PluginHost:
                     model = cast("type[BaseModel] | None", impl.function(stage=stage))
                 except Exception as error:
                     raise PluginError(plugin_name, "stage_settings", error) from error
-                return model if model is not None else NoSettings
+                if model is None:
+                    return NoSettings
+                if not (isinstance(model, type) and issubclass(model, BaseModel)):
+                    problem = TypeError(f"returned {model!r} for {stage!r}, not a pydantic model class")
+                    raise PluginError(plugin_name, "stage_settings", problem)
+                return model
         return NoSettings
 
     def each(self, hook: str) -> Iterator[tuple[str, Callable[..., Any]]]:
@@ -211,6 +325,11 @@ class PluginHost:
             name = by_plugin.get(id(impl.plugin))
             if name in self._dists:
                 yield name, impl.function
+
+
+def hook_names() -> list[str]:
+    """Every hook of the contract, in the order ``core/hookspecs.py`` declares them."""
+    return [name for name in vars(hookspecs) if hasattr(getattr(hookspecs, name), f"{PROJECT}_spec")]
 
 
 _host: PluginHost | None = None

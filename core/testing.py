@@ -17,28 +17,17 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 from aiohttp import web
-
-SCHEMA_PACKAGE = "synthtune.core.schemas"
-REQUEST_SCHEMAS = "openai-request-schemas.json"
-LINE_SCHEMAS = "openai-finetune-line-schemas.json"
-
-
-def load_schemas(name: str, path: Path | None = None) -> dict[str, Any]:
-    """A schema document, from ``path`` or the copy shipped with synthtune."""
-    text = path.read_text() if path else files(SCHEMA_PACKAGE).joinpath(name).read_text()
-    return json.loads(text)
-
-
-def validator_for(document: dict[str, Any], definition: str) -> jsonschema.Draft202012Validator:
-    """A validator for one ``$defs`` entry of a schema document."""
-    schema = {"$ref": f"#/$defs/{definition}", "$defs": document["$defs"]}
-    return jsonschema.Draft202012Validator(schema)
+from synthtune.core.openai_schemas import (  # noqa: F401  (re-exported for tests and plugins)
+    LINE_SCHEMAS,
+    REQUEST_SCHEMAS,
+    SCHEMA_PACKAGE,
+    load_schemas,
+    validator_for,
+)
 
 
 def body_digest(body: dict[str, Any]) -> str:

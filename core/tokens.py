@@ -10,10 +10,12 @@ import functools
 import json
 import os
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import tiktoken
 from synthtune.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    import tiktoken
 
 # Chat framing overhead, as in the OpenAI cookbook's num_tokens_from_messages.
 TOKENS_PER_MESSAGE = 3
@@ -31,6 +33,8 @@ def base_model(model: str) -> str:
 def encoding_name(model: str) -> str:
     """The encoding tiktoken uses for ``model``; for models it does not know, o200k_base for
     current OpenAI-style names and cl100k_base for the gpt-3.5/gpt-4 family."""
+    import tiktoken  # imported on first use: it is slow to import and most commands never count
+
     name = base_model(model)
     try:
         return tiktoken.encoding_name_for_model(name)
@@ -43,6 +47,8 @@ def encoding_name(model: str) -> str:
 
 @functools.cache
 def get_encoding(name: str) -> tiktoken.Encoding:
+    import tiktoken
+
     try:
         return tiktoken.get_encoding(name)
     except Exception as error:  # tiktoken raises whatever its downloader raised

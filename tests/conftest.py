@@ -20,6 +20,11 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 REFERENCE = SHARED / "reference"
 os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(SHARED / "tiktoken_cache"))
+# CI installs a deliberately broken plugin (tests/packages/synthtune-broken-example) to prove it
+# cannot break `tune`. It stays disabled in every test but the ones about exactly that
+# (test_plugin_isolation.py), so its warning line does not end up in other tests' output.
+TEST_DISABLED_PLUGINS = "broken-example"
+os.environ["SYNTHTUNE_DISABLE_PLUGINS"] = TEST_DISABLED_PLUGINS
 
 from synthtune.core.cli import build_app  # noqa: E402
 from synthtune.core.plugins import PluginHost  # noqa: E402
@@ -37,9 +42,9 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "SYNTHTUNE_STORE",
         "SYNTHTUNE_TRACEBACK",
         "SYNTHTUNE_LOAD_PLUGINS",
-        "SYNTHTUNE_DISABLE_PLUGINS",
     ):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SYNTHTUNE_DISABLE_PLUGINS", TEST_DISABLED_PLUGINS)
     return tmp_path
 
 
@@ -79,6 +84,12 @@ class Cli:
 @pytest.fixture
 def cli(host: PluginHost) -> Cli:
     return Cli(host)
+
+
+@pytest.fixture
+def cli_for() -> type[Cli]:
+    """``cli_for(host)``: a CLI runner on a host the test built itself."""
+    return Cli
 
 
 def _line_document() -> dict[str, Any]:

@@ -195,7 +195,11 @@ def test_a_crash_between_create_and_commit_adopts_the_batch_by_its_metadata(
     monkeypatch.setattr(batch_book.ChunkBook, "put", crash_on_submitted)
     fake_openai.batch_hold = True
     crashed = run(cli, "--limit", "6", *BATCH)
-    assert isinstance(crashed.exception, RuntimeError)
+    assert crashed.exit_code == 1
+    assert (
+        "plugin 'openai' failed in stage 'generate': simulated crash right after batches.create"
+        in crashed.output
+    )
     assert fake_openai.batch_count == 1
     monkeypatch.setattr(batch_book.ChunkBook, "put", real_put)
 

@@ -29,7 +29,11 @@ plugin = "plot-generator"
 
 
 def run_tune(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "SYNTHTUNE_"))}
+    full_env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OPENAI_", "SYNTHTUNE_")) or k == "SYNTHTUNE_DISABLE_PLUGINS"
+    }
     full_env.update(env or {})
     return subprocess.run(
         [str(TUNE), *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=120

@@ -20,7 +20,11 @@ ARGS = ["run", "--preset", "plot-generator", "--limit", "40", "--set", "generate
 
 
 def _env(base_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "SYNTHTUNE_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OPENAI_", "SYNTHTUNE_")) or k == "SYNTHTUNE_DISABLE_PLUGINS"
+    }
     env["OPENAI_BASE_URL"] = base_url
     return env
 

@@ -2,8 +2,13 @@
 
 :func:`build_app` makes a fresh Typer app each time (so plugin-added commands need no module
 reload in tests). Every :class:`~synthtune.core.errors.SynthtuneError` raised by any command,
-plugin commands included, becomes one ``error: ...`` line on stderr and its exit code; pass
-``--traceback`` or set ``SYNTHTUNE_TRACEBACK=1`` to see the original.
+plugin commands included, becomes one ``error: ...`` line on stderr and its exit code; any other
+exception raised by a command a plugin added becomes one line naming the plugin. Pass
+``--traceback`` or set ``SYNTHTUNE_TRACEBACK=1`` to see the original. Plugin warnings (a plugin
+that failed to load, register presets or add commands) are printed once, as ``warning: ...``.
+
+Startup stays cheap: command modules are imported when the app is built, and they import heavy
+libraries (openai, aiohttp, jsonschema) only inside the functions that need them.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from typing import Any
 
 import typer
 from synthtune.core.errors import SynthtuneError
-from synthtune.core.plugins import TRACEBACK_ENV, PluginHost, get_host, traceback_requested
+from synthtune.core.plugins import TRACEBACK_ENV, PluginHost, get_host, one_line, traceback_requested
 from typer.core import TyperGroup
 
 
@@ -28,7 +33,10 @@ def _version() -> str:
 
 
 class RootGroup(TyperGroup):
-    """Turns user-facing errors into one line and an exit code."""
+    """Turns user-facing errors into one line and an exit code, and prints plugin warnings."""
+
+    host: PluginHost | None = None
+    owners: dict[str, str] = {}  # command name -> the plugin that added it
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -38,6 +46,32 @@ class RootGroup(TyperGroup):
                 raise
             typer.echo(f"error: {' '.join(str(error).split())}", err=True)
             raise typer.Exit(error.exit_code) from None
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise
+        except Exception as error:
+            owner = self.owners.get(ctx.invoked_subcommand or "")
+            if owner is None or traceback_requested():
+                raise
+            command = ctx.invoked_subcommand
+            typer.echo(f"error: plugin {owner!r} failed in command {command!r}: {one_line(error)}", err=True)
+            raise typer.Exit(1) from None
+        finally:
+            if self.host is not None:
+                for warning in self.host.unreported_warnings():
+                    typer.echo(f"warning: {warning}", err=True)
+
+
+def _command_names(app: typer.Typer) -> set[str]:
+    """Names of the commands and groups registered on ``app`` so far."""
+    names = set()
+    for command in app.registered_commands:
+        callback = command.callback
+        fallback = callback.__name__.lower().replace("_", "-") if callback is not None else ""
+        names.add(command.name or fallback)
+    for group in app.registered_groups:
+        instance = group.typer_instance
+        names.add(group.name or (instance.info.name if instance is not None else None) or "")
+    return names - {""}
 
 
 def build_app(host: PluginHost | None = None) -> typer.Typer:
@@ -45,6 +79,7 @@ def build_app(host: PluginHost | None = None) -> typer.Typer:
     from synthtune.core.cli import (
         estimate_cmd,
         export_cmd,
+        plugin_cmd,
         plugins_cmd,
         presets_cmd,
         report_cmd,
@@ -56,8 +91,10 @@ def build_app(host: PluginHost | None = None) -> typer.Typer:
     )
 
     host = host or get_host()
+    owners: dict[str, str] = {}
+    root_group = type("RootGroup", (RootGroup,), {"host": host, "owners": owners})
     app = typer.Typer(
-        cls=RootGroup,
+        cls=root_group,
         name="tune",
         help="synthtune: turn a task idea into a fine-tuned model.",
         no_args_is_help=True,
@@ -79,7 +116,7 @@ def build_app(host: PluginHost | None = None) -> typer.Typer:
             typer.echo(f"synthtune {_version()}")
             raise typer.Exit(0)
         ctx.obj = host
-        for warning in host.warnings:
+        for warning in host.unreported_warnings():
             typer.echo(f"warning: {warning}", err=True)
 
     run_cmd.register(app, host)
@@ -92,13 +129,15 @@ def build_app(host: PluginHost | None = None) -> typer.Typer:
     train_cmd.register(app, host)
     export_cmd.register(app, host)
     try_cmd.register(app, host)
+    plugin_cmd.register(app, host)
     for name, function in host.each("register_commands"):
+        before = _command_names(app)
         try:
             function(cli=app)
         except Exception as error:
-            host.warnings.append(
-                f"plugin {name!r} failed in register_commands: {type(error).__name__}: {error}"
-            )
+            host.warnings.append(f"plugin {name!r} failed in register_commands: {one_line(error)}")
+        for command in _command_names(app) - before:
+            owners[command] = name
     return app
 
 

@@ -1,10 +1,15 @@
-"""The ``openai`` plugin: generation on any OpenAI-compatible chat-completions endpoint, and
-training with the OpenAI fine-tuning jobs API (plus the ``tune jobs`` commands)."""
+"""The ``openai`` plugin: generation on any OpenAI-compatible chat-completions endpoint (online
+or through the Batch API), training with the OpenAI fine-tuning jobs API, and ``tune jobs``.
+
+The ``openai`` client library (with aiohttp) takes most of a second to import, so this module
+imports it only when a preset actually uses the plugin: ``tune --help`` and ``tune plugins list``
+never pay for it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 from synthtune.core import hookimpl
@@ -15,29 +20,49 @@ from synthtune.core.models import (
     RunContext,
     TrainingJob,
 )
-from synthtune.plugins.openai.batch import generate_batch
-from synthtune.plugins.openai.generate import OpenAIGenerateSettings, generate_chat
-from synthtune.plugins.openai.train import OpenAITrainSettings, train_openai
+
+if TYPE_CHECKING:
+    from synthtune.plugins.openai.generate import OpenAIGenerateSettings
+    from synthtune.plugins.openai.train import OpenAITrainSettings
 
 
 @hookimpl
 def stage_settings(stage: str) -> type[BaseModel] | None:
-    return {"generate": OpenAIGenerateSettings, "train": OpenAITrainSettings}.get(stage)
+    if stage == "generate":
+        from synthtune.plugins.openai.generate import OpenAIGenerateSettings
+
+        return OpenAIGenerateSettings
+    if stage == "train":
+        from synthtune.plugins.openai.train import OpenAITrainSettings
+
+        return OpenAITrainSettings
+    return None
 
 
-@hookimpl
-def generate(
+# Hook functions are named apart from the submodules they load lazily: importing the
+# ``generate`` (or ``train``) submodule binds that name on this package, which would hide a
+# function of the same name from the next plugin manager that registers this module.
+@hookimpl(specname="generate")
+def generate_chat_completions(
     requests: AsyncIterator[GenerationRequest],
     settings: OpenAIGenerateSettings,
     context: RunContext,
 ) -> AsyncIterator[GenerationOutcome]:
     if settings.mode == "batch":
+        from synthtune.plugins.openai.batch import generate_batch
+
         return generate_batch(requests, settings, context)
+    from synthtune.plugins.openai.generate import generate_chat
+
     return generate_chat(requests, settings, context)
 
 
-@hookimpl
-def train(dataset: DatasetFiles, settings: OpenAITrainSettings, context: RunContext) -> TrainingJob:
+@hookimpl(specname="train")
+def train_with_fine_tuning_jobs(
+    dataset: DatasetFiles, settings: OpenAITrainSettings, context: RunContext
+) -> TrainingJob:
+    from synthtune.plugins.openai.train import train_openai
+
     return train_openai(dataset, settings, context)
 
 

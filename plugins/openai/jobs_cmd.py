@@ -2,6 +2,9 @@
 
 Talks to ``$OPENAI_BASE_URL`` (default OpenAI) with the key in ``$OPENAI_API_KEY``. ``list --local``
 shows the jobs recorded in the run store instead; ``wait`` updates the store's record of the job.
+
+The commands are registered every time the CLI is built, so this module imports the ``openai``
+library (slow to import) only inside the commands that use it.
 """
 
 from __future__ import annotations
@@ -9,28 +12,24 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import openai
 import typer
 from synthtune.core.cli.run_cmd import DEFAULT_STORE, STORE_ENV, store_path
 from synthtune.core.errors import ConfigError
 from synthtune.core.store import RunStore
-from synthtune.plugins.openai.client import make_client
-from synthtune.plugins.openai.jobs import (
-    JOB_PREFIX,
-    NAMESPACE,
-    JobRecord,
-    describe_event,
-    follow,
-    new_events,
-    refusal,
-)
+
+if TYPE_CHECKING:
+    import openai
+    from synthtune.plugins.openai.jobs import JobRecord
 
 STORE_HELP = f"Run store file [${STORE_ENV} or ./{DEFAULT_STORE}]."
 
 
 def _client() -> openai.OpenAI:
+    import openai
+    from synthtune.plugins.openai.client import make_client
+
     try:
         return make_client(base_url=None, api_key_env="OPENAI_API_KEY", timeout=120.0, max_retries=5)
     except openai.OpenAIError as error:
@@ -48,6 +47,8 @@ def job_line(job: Any) -> str:
 
 
 def _records(store: RunStore) -> list[tuple[str, JobRecord]]:
+    from synthtune.plugins.openai.jobs import JOB_PREFIX, NAMESPACE, JobRecord
+
     return [(k, JobRecord.model_validate_json(v)) for k, v in store.kv_items(NAMESPACE, JOB_PREFIX)]
 
 
@@ -62,6 +63,9 @@ def register(cli: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     ) -> None:
         """List fine-tuning jobs (from the API, or with --local from the run store)."""
+        import openai
+        from synthtune.plugins.openai.jobs import refusal
+
         if local:
             run_store = RunStore(store_path(store))
             try:
@@ -91,6 +95,9 @@ def register(cli: typer.Typer) -> None:
     @group.command("show")
     def show(job_id: str = typer.Argument(..., help="Fine-tuning job id (ftjob-...).")) -> None:
         """Print one job as JSON."""
+        import openai
+        from synthtune.plugins.openai.jobs import refusal
+
         try:
             job = _client().fine_tuning.jobs.retrieve(job_id)
         except openai.APIStatusError as error:
@@ -103,6 +110,9 @@ def register(cli: typer.Typer) -> None:
         limit: int = typer.Option(50, "--limit", min=1, help="At most this many, the latest ones."),
     ) -> None:
         """Print a job's events, oldest first."""
+        import openai
+        from synthtune.plugins.openai.jobs import describe_event, new_events, refusal
+
         try:
             found = new_events(_client(), job_id, None)
         except openai.APIStatusError as error:
@@ -113,6 +123,9 @@ def register(cli: typer.Typer) -> None:
     @group.command("cancel")
     def cancel(job_id: str = typer.Argument(..., help="Fine-tuning job id.")) -> None:
         """Cancel a job."""
+        import openai
+        from synthtune.plugins.openai.jobs import refusal
+
         try:
             job = _client().fine_tuning.jobs.cancel(job_id)
         except openai.APIStatusError as error:
@@ -127,6 +140,8 @@ def register(cli: typer.Typer) -> None:
     ) -> None:
         """Follow a job's events until it ends; update its record in the run store, if any.
         Exit code 1 when it failed or was cancelled."""
+        from synthtune.plugins.openai.jobs import NAMESPACE, follow
+
         run_store = RunStore(store_path(store))
         try:
             mine = [(k, r) for k, r in _records(run_store) if r.job_id == job_id]

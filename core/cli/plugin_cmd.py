@@ -1,0 +1,32 @@
+"""``tune plugin new NAME``: scaffold a task plugin package that passes its own tests at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from synthtune.core.plugins import PluginHost
+
+
+def register(app: typer.Typer, host: PluginHost) -> None:
+    group = typer.Typer(help="Write your own plugin.", no_args_is_help=True)
+
+    @group.command("new")
+    def new(
+        name: str = typer.Argument(..., help="Plugin name: lowercase, digits, hyphens (word-explainer)."),
+        directory: Path = typer.Option(Path("."), "--dir", help="Create the package folder in DIR."),
+    ) -> None:
+        """Create NAME/: a plugin package with source, prompt, filter and format hooks, typed
+        settings, a preset named NAME, a README and passing tests."""
+        from synthtune.core.scaffold import PluginNames, create_plugin
+
+        taken = [*host.names(), *host.skipped]
+        target = create_plugin(name, directory, taken)
+        names = PluginNames.from_name(name)
+        typer.echo(f"created {target}/ (distribution {names.distribution}, module {names.module})")
+        typer.echo("next:")
+        typer.echo(f"  pip install -e {target}")
+        typer.echo(f"  pytest {target}")
+        typer.echo(f"  tune run --preset {name} --limit 5")
+
+    app.add_typer(group, name="plugin")
