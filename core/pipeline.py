@@ -54,6 +54,15 @@ class RunStats:
     cost: float = 0.0
     cost_known: bool = True
     categories: Counter[str] = field(default_factory=Counter)
+    # Backend events (retries, rate_limited, timeouts, ...) reported through RunContext.event.
+    events: Counter[str] = field(default_factory=Counter)
+    # True once the source is exhausted: ``requests`` is then the run's total.
+    source_done: bool = False
+
+    @property
+    def done(self) -> int:
+        """Requests settled so far: answered from the store, generated, or failed."""
+        return self.cached + self.generated + self.failed
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -72,6 +81,7 @@ class RunStats:
             },
             "cost_usd": round(self.cost, 6) if self.cost_known else None,
             "categories": dict(self.categories),
+            "events": dict(self.events),
         }
 
 
@@ -113,19 +123,28 @@ class Pipeline:
         self._pending: dict[str, _Pending] = {}
         self._filters: list[tuple[str, StageCall, Any]] = []
         self._format: StageCall | None = None
+        self._contexts: dict[str, RunContext] = {}
 
     # -- context -----------------------------------------------------------------------------------
 
     def _context(self, plugin: str) -> RunContext:
-        return RunContext(
-            run_id=self.run_id,
-            seed=self.preset.seed,
-            plugin=plugin,
-            out_dir=self.out_dir,
-            log=log,
-            _get=self.store.kv_get,
-            _put=self.store.kv_put,
-        )
+        context = self._contexts.get(plugin)
+        if context is None or context.run_id != self.run_id:
+            context = RunContext(
+                run_id=self.run_id,
+                seed=self.preset.seed,
+                plugin=plugin,
+                out_dir=self.out_dir,
+                log=log,
+                _get=self.store.kv_get,
+                _put=self.store.kv_put,
+                _event=self._on_event,
+            )
+            self._contexts[plugin] = context
+        return context
+
+    def _on_event(self, name: str, n: int) -> None:
+        self.stats.events[name] += n
 
     # -- the stream of requests ---------------------------------------------------------------
 
@@ -161,6 +180,7 @@ class Pipeline:
                 self.stats.requests += 1
                 yield seq, record, request
                 seq += 1
+        self.stats.source_done = True
 
     async def _uncached(self) -> AsyncIterator[GenerationRequest]:
         """Requests that need the backend. Cached ones are processed inline as they come."""
