@@ -161,6 +161,7 @@ class ChatEngine:
                 estimate = self.estimate_tokens(request, body)
             await self.slots.acquire()
             started = self.clock.now()
+            paced = self.limiter.active  # sent while a budget was known (for the 429 count)
             reply: Reply | None = None
             try:
                 charged = await self.limiter.acquire(estimate or 0)
@@ -217,6 +218,8 @@ class ChatEngine:
                     wait_hint = retry_after(reply.headers)
                     if reply.status == 429:
                         event("rate_limited")
+                        if paced:
+                            event("rate_limited_paced")
                         if self.slots.on_rate_limited(self.latency):
                             event("concurrency_shrinks")
                         if self.breaker.on_rate_limited(wait_hint):

@@ -153,6 +153,11 @@ class RateLimiter:
         self._lock = asyncio.Lock()
 
     @property
+    def active(self) -> bool:
+        """Whether any budget is known (from the settings or learned)."""
+        return self.requests is not None or self.tokens is not None
+
+    @property
     def needs_token_estimates(self) -> bool:
         """Whether a tokens budget is known (only then are prompts worth counting)."""
         return self.tokens is not None

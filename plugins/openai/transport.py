@@ -21,7 +21,9 @@ from typing import Any, Literal, Protocol
 
 import aiohttp
 import openai
+from aiohttp.helpers import get_env_proxy_for_url
 from synthtune.plugins.openai.client import make_async_client, resolve_api_key, resolve_base_url
+from yarl import URL
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 USER_AGENT = "synthtune/0.1 (+aiohttp)"
@@ -120,8 +122,18 @@ class DirectTransport:
 
     def _open(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(limit=self._max_connections, ttl_dns_cache=300)
+        # Proxy settings from the environment are read once here: aiohttp's trust_env would
+        # look them up in a worker thread for every request.
+        try:
+            proxy, proxy_auth = get_env_proxy_for_url(URL(self.url))
+        except LookupError:
+            proxy, proxy_auth = None, None
         self._session = aiohttp.ClientSession(
-            connector=connector, headers=self._headers, timeout=self._timeout, trust_env=True
+            connector=connector,
+            headers=self._headers,
+            timeout=self._timeout,
+            proxy=proxy,
+            proxy_auth=proxy_auth,
         )
         return self._session
 
