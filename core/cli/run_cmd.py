@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import typer
+from synthtune.core.cli.progress import RunProgress
 from synthtune.core.errors import ConfigError
 from synthtune.core.pipeline import Pipeline
 from synthtune.core.plugins import PluginHost
@@ -43,6 +44,12 @@ def print_summary(report: dict[str, object]) -> None:
         f"completion {usage.get('completion_tokens', 0)}"
         + (f"  cost ${cost:.4f}" if isinstance(cost, float) else "")
     )
+    events = report.get("events") or {}
+    if isinstance(events, dict) and events.get("retries"):
+        lines.append(
+            f"  retries    {events['retries']}  (429s {events.get('rate_limited', 0)}, "
+            f"timeouts {events.get('timeouts', 0)}, server errors {events.get('server_errors', 0)})"
+        )
     lines.append(f"  output     {report['out_dir']}")
     typer.echo("\n".join(lines))
 
@@ -72,8 +79,9 @@ def register(app: typer.Typer, host: PluginHost) -> None:
         out_dir = out or Path("runs") / preset.name
         run_store = RunStore(store_path(store))
         try:
-            pipeline = Pipeline(host, preset, run_store, out_dir, limit=limit)
-            result = asyncio.run(pipeline.run())
+            with RunProgress() as progress:
+                pipeline = Pipeline(host, preset, run_store, out_dir, limit=limit, on_progress=progress)
+                result = asyncio.run(pipeline.run())
         finally:
             run_store.close()
         print_summary(result.report)
