@@ -282,7 +282,7 @@ def scenarios(quick: bool) -> list[Scenario]:
         Scenario("c64-1000ms", 1000 // scale, 64, 1.0, 0.2, bare=("bare-openai", "bare-aiohttp")),
         Scenario("c64-100ms", 2000 // (2 if quick else 1), 64, 0.1, 0.02),
         Scenario("rpm-600", 150 if quick else 400, 64, 0.2, 0.05, rpm=600, bare=()),
-        Scenario("tpm-30k", 200 // (2 if quick else 1), 64, 0.2, 0.05, tpm=30000, bare=()),
+        Scenario("tpm-60k", 50 if quick else 100, 64, 0.2, 0.05, tpm=60000, bare=()),
     ]
 
 
@@ -294,7 +294,7 @@ def main() -> None:
         "--only",
         nargs="*",
         default=None,
-        help="scenario names (c64-1000ms c64-100ms rpm-600 tpm-30k zero faults)",
+        help="scenario names (c64-1000ms c64-100ms rpm-600 tpm-60k zero faults)",
     )
     args = parser.parse_args()
     repeat = args.repeat or (1 if args.quick else 3)

@@ -117,18 +117,23 @@ class ChatEngine:
         )
         self.latency = 0.0  # moving average of successful round trips, seconds
         self.completion_mean: float | None = None  # moving average of completion tokens
+        self.prompt_ratio = 1.0  # moving average of reported / counted prompt tokens
         self.waits: list[float] = []  # backoff waits, for tests and diagnostics (bounded)
 
     # -- token estimates --------------------------------------------------------------------------
 
-    def estimate_tokens(self, request: GenerationRequest, body: dict[str, Any]) -> int:
-        """Prompt tokens (tiktoken) plus the completion we expect: the running mean of real
-        completions once known, else ``completion_tokens_estimate``, never above max_tokens."""
-        model = request.model or self.settings.model
+    def count_prompt(self, request: GenerationRequest, body: dict[str, Any]) -> int:
+        """The request's prompt tokens as tiktoken counts them."""
         try:
-            prompt = count_messages(body["messages"], model)
+            return count_messages(body["messages"], request.model or self.settings.model)
         except ConfigError:  # no tiktoken encoding available: a rough estimate still paces
-            prompt = sum(len(str(m.get("content") or "")) for m in body["messages"]) // 4 + 8
+            return sum(len(str(m.get("content") or "")) for m in body["messages"]) // 4 + 8
+
+    def estimate_tokens(self, request: GenerationRequest, prompt_count: int) -> int:
+        """What a request will cost against a tokens budget: its counted prompt, scaled by how the
+        server's reported prompt usage has compared with our counts so far, plus the completion
+        we expect (the running mean of real completions once known, else
+        ``completion_tokens_estimate``; never above max_tokens)."""
         expected = (
             self.completion_mean
             if self.completion_mean is not None
@@ -136,7 +141,7 @@ class ChatEngine:
         )
         if request.params.max_tokens is not None:
             expected = min(expected, request.params.max_tokens)
-        return prompt + int(expected)
+        return round(prompt_count * self.prompt_ratio) + int(expected)
 
     def _learn(self, latency: float, completion_tokens: int) -> None:
         self.latency = latency if self.latency == 0 else 0.9 * self.latency + 0.1 * latency
@@ -151,20 +156,23 @@ class ChatEngine:
         assert request.key is not None
         settings, event = self.settings, self.context.event
         body = request_body(request, settings)
-        estimate: int | None = None
+        estimate = 0
+        prompt_count: int | None = None
         attempt = 0
         while True:
             attempt += 1
             if self.breaker.state != "closed":
                 await self.breaker.wait()
-            if estimate is None and self.limiter.needs_token_estimates:
-                estimate = self.estimate_tokens(request, body)
             await self.slots.acquire()
+            if self.limiter.needs_token_estimates:  # known only now, perhaps: check after the wait
+                if prompt_count is None:
+                    prompt_count = self.count_prompt(request, body)
+                estimate = self.estimate_tokens(request, prompt_count)
             started = self.clock.now()
             paced = self.limiter.active  # sent while a budget was known (for the 429 count)
             reply: Reply | None = None
             try:
-                charged = await self.limiter.acquire(estimate or 0)
+                charged = await self.limiter.acquire(estimate)
                 started = self.clock.now()
                 reply = await self.transport.post_chat(body)
             except TransportError as error:
@@ -174,7 +182,7 @@ class ChatEngine:
                 self.slots.release()
             wait_hint: float | None = None
             if reply is not None:
-                self.limiter.observe(LimitHeaders.parse(reply.headers))
+                self.limiter.observe(LimitHeaders.parse(reply.headers), refused=reply.status == 429)
                 kind = classify_status(reply.status)
                 if kind == "ok" and reply.completion is not None:
                     completion = reply.completion
@@ -183,6 +191,9 @@ class ChatEngine:
                     used = completion.prompt_tokens + completion.completion_tokens
                     self.limiter.settle(charged, used)
                     self._learn(self.clock.now() - started, completion.completion_tokens)
+                    if prompt_count and completion.prompt_tokens:
+                        ratio = completion.prompt_tokens / prompt_count
+                        self.prompt_ratio = 0.9 * self.prompt_ratio + 0.1 * ratio
                     if completion.text is None:
                         why = f"refusal: {completion.refusal}" if completion.refusal else "empty"
                         return GenerationOutcome(

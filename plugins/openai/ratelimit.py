@@ -190,8 +190,11 @@ class RateLimiter:
             self.tokens.refill(self.clock.now())
             self.tokens.level = min(self.tokens.capacity, self.tokens.level + charged - actual)
 
-    def observe(self, info: LimitHeaders | None) -> None:
-        """Learn limits from a response's headers; an exhausted budget empties our bucket."""
+    def observe(self, info: LimitHeaders | None, *, refused: bool = False) -> None:
+        """Learn limits from a response's headers; an exhausted budget empties our bucket.
+
+        ``refused``: the response was a 429, sent at once, so its ``remaining`` counts are the
+        server's budget now: ours is lowered to them."""
         if info is None:
             return
         now = self.clock.now()
@@ -199,9 +202,9 @@ class RateLimiter:
         self.tokens = self._learn("tokens", self.tokens, info.limit_tokens, now)
         pairs = ((self.requests, info.remaining_requests), (self.tokens, info.remaining_tokens))
         for budget, remaining in pairs:
-            if budget is not None and remaining is not None and remaining <= 0:
+            if budget is not None and remaining is not None and (refused or remaining <= 0):
                 budget.refill(now)
-                budget.level = min(budget.level, 0.0)
+                budget.level = min(budget.level, float(max(0, remaining)))
 
     def _learn(self, name: str, budget: Budget | None, limit: int | None, now: float) -> Budget | None:
         if not limit or limit <= 0:
