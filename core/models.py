@@ -242,6 +242,7 @@ class RunContext:
     ``cache_get``/``cache_put`` are a persistent key-value store in the run store, namespaced per
     plugin, for raw downloads and backend state (batch ids, job ids) that must survive a kill.
     ``model`` is the generate stage's model (for counting tokens with its encoding), when known.
+    :meth:`event` counts things a backend sees (retries, 429s) in the run's statistics.
     """
 
     run_id: str
@@ -253,6 +254,14 @@ class RunContext:
     _put: Callable[[str, str, str], None] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     model: str | None = None
+    _event: Callable[[str, int], None] | None = None
+
+    def event(self, name: str, n: int = 1) -> None:
+        """Count ``n`` occurrences of ``name`` (``retries``, ``rate_limited``, ``timeouts``...)
+        in the run's statistics: they show in the progress display and under ``events`` in the
+        report. Cheap enough to call for every request."""
+        if self._event is not None:
+            self._event(name, n)
 
     def cache_get(self, key: str) -> str | None:
         return self._get(self.plugin, key) if self._get else None
@@ -273,4 +282,5 @@ class RunContext:
             _put=self._put,
             extra=self.extra,
             model=self.model,
+            _event=self._event,
         )

@@ -10,6 +10,8 @@ resumed run writes the same files as an uninterrupted one.
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import hashlib
 import logging
 import time
@@ -63,6 +65,15 @@ class RunStats:
     cost_known: bool = True
     categories: Counter[str] = field(default_factory=Counter)
     not_sent_cost_cap: int = 0
+    # Backend events (retries, rate_limited, timeouts, ...) reported through RunContext.event.
+    events: Counter[str] = field(default_factory=Counter)
+    # True once the source is exhausted: ``requests`` is then the run's total.
+    source_done: bool = False
+
+    @property
+    def done(self) -> int:
+        """Requests settled so far: answered from the store, generated, or failed."""
+        return self.cached + self.generated + self.failed
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -82,6 +93,7 @@ class RunStats:
             "cost_usd": round(self.cost, 6) if self.cost_known else None,
             "categories": dict(self.categories),
             "not_sent_cost_cap": self.not_sent_cost_cap,
+            "events": dict(self.events),
         }
 
 
@@ -130,20 +142,30 @@ class Pipeline:
         self.cap = SpendCap(max_cost) if max_cost is not None else None
         self.output_tokens = output_tokens
         self.measures = SampleMeasures(store, preset.model)
+        self._contexts: dict[str, RunContext] = {}
+        self._commit_scheduled = False
 
     # -- context -----------------------------------------------------------------------------------
 
     def _context(self, plugin: str) -> RunContext:
-        return RunContext(
-            run_id=self.run_id,
-            seed=self.preset.seed,
-            plugin=plugin,
-            out_dir=self.out_dir,
-            log=log,
-            _get=self.store.kv_get,
-            _put=self.store.kv_put,
-            model=self.preset.model,
-        )
+        context = self._contexts.get(plugin)
+        if context is None or context.run_id != self.run_id:
+            context = RunContext(
+                run_id=self.run_id,
+                seed=self.preset.seed,
+                plugin=plugin,
+                out_dir=self.out_dir,
+                log=log,
+                _get=self.store.kv_get,
+                _put=self.store.kv_put,
+                _event=self._on_event,
+                model=self.preset.model,
+            )
+            self._contexts[plugin] = context
+        return context
+
+    def _on_event(self, name: str, n: int) -> None:
+        self.stats.events[name] += n
 
     # -- the stream of requests ---------------------------------------------------------------
 
@@ -179,6 +201,7 @@ class Pipeline:
                 self.stats.requests += 1
                 yield seq, record, request
                 seq += 1
+        self.stats.source_done = True
 
     async def _uncached(self) -> AsyncIterator[GenerationRequest]:
         """Requests that need the backend. Cached ones are processed inline as they come."""
@@ -219,7 +242,8 @@ class Pipeline:
         self, seq: int, record: Record, request: GenerationRequest, outcome: GenerationOutcome
     ) -> None:
         assert outcome.text is not None and request.key is not None
-        sample = Sample(record=record, request=request, generation=outcome, text=outcome.text)
+        # The parts are validated models already: construct without validating them again.
+        sample = Sample.model_construct(record=record, request=request, generation=outcome, text=outcome.text)
         verdicts: list[tuple[str, bool, str | None]] = []
         kept = True
         for name, call, settings in self._filters:
@@ -268,6 +292,17 @@ class Pipeline:
         if self.on_progress is not None:
             self.on_progress(self.stats)
 
+    def _commit_soon(self) -> None:
+        """Commit at the end of this event-loop turn: every answer that arrived in the same turn
+        shares one commit, and none waits longer than the turn (no network wait in between)."""
+        if not self._commit_scheduled:
+            self._commit_scheduled = True
+            asyncio.get_running_loop().call_soon(self._commit)
+
+    def _commit(self) -> None:
+        self._commit_scheduled = False
+        self.store.flush()
+
     def _on_outcome(self, outcome: GenerationOutcome) -> None:
         pending = self._pending.pop(outcome.key, None)
         if pending is None:
@@ -280,7 +315,8 @@ class Pipeline:
             )
         if self.cap is not None:
             self.cap.settle(outcome.key, outcome.cost if outcome.ok else None)
-        self.store.put_outcome(self.run_id, outcome, pending.record.id)
+        self.store.put_outcome(self.run_id, outcome, pending.record.id, commit=False)
+        self._commit_soon()
         if not outcome.ok:
             self.stats.failed += 1 + len(pending.waiters)
             self._progress()
@@ -301,6 +337,10 @@ class Pipeline:
 
     async def run(self) -> RunResult:
         started = time.monotonic()
+        # Everything alive now (modules, plugins, pydantic schemas) lives for the whole run:
+        # moving it out of the cyclic collector's sight makes each collection of the stream's
+        # short-lived objects cheaper (about 10% of the per-record CPU).
+        gc.freeze()
         self.run_id = self.store.start_run(self.preset.name, self.preset.as_dict(), self.out_dir)
         self._filters = [
             (f.plugin, self.host.stage(f.plugin, "filter"), f.settings) for f in self.preset.filters

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from synthtune.core.fake_limits import Faults, ServerLimits
 from synthtune.core.openai_schemas import (  # noqa: F401  (re-exported for tests and plugins)
     LINE_SCHEMAS,
     REQUEST_SCHEMAS,
@@ -99,7 +100,16 @@ class FakeOpenAI:
         jitter: float = 0.0,
         schema_path: Path | None = None,
         seed: int = 0,
+        rpm: float | None = None,
+        tpm: float | None = None,
+        burst_seconds: float = 1.0,
+        faults: Faults | None = None,
+        validate: bool = True,
+        keep_requests: bool = True,
     ) -> None:
+        """``rpm``/``tpm`` enforce rate limits (see :class:`ServerLimits`; a request costs its
+        prompt characters / 4 plus its completion tokens); ``faults`` injects errors;
+        ``validate=False`` and ``keep_requests=False`` make a lean server for benchmarks."""
         self.responder = responder or (lambda body: default_text(body))
         self.latency = latency
         self.jitter = jitter
@@ -108,6 +118,14 @@ class FakeOpenAI:
         self._chat_validator = validator_for(document, "CreateChatCompletionRequest")
         self._batch_validator = validator_for(document, "CreateBatchRequest")
         self._init_fine_tuning(document)
+        self.validate = validate
+        self.keep_requests = keep_requests
+        self.limits = ServerLimits(rpm, tpm, burst_seconds) if (rpm or tpm) else None
+        self.faults = faults
+        self.requests_total = 0
+        self.attempts: Counter[str] = Counter()  # body digest -> requests seen
+        self.status_counts: Counter[int] = Counter()  # HTTP status -> responses sent
+        self.faults_injected: Counter[str] = Counter()
         self.chat_requests: list[dict[str, Any]] = []
         self.schema_errors: list[str] = []
         self.answered: Counter[str] = Counter()  # body digest -> 200 answers to a live client
@@ -167,6 +185,7 @@ class FakeOpenAI:
         app.router.add_get("/v1/batches/{batch_id}", self._get_batch)
         app.router.add_post("/v1/batches/{batch_id}/cancel", self._cancel_batch)
         self._fine_tuning_routes(app)
+        app.router.add_get("/_fake/stats", self._stats)
 
     async def _start(self) -> None:
         app = web.Application(client_max_size=256 * 1024 * 1024)
@@ -188,7 +207,7 @@ class FakeOpenAI:
 
     @property
     def chat_count(self) -> int:
-        return len(self.chat_requests)
+        return self.requests_total
 
     def answered_twice(self) -> list[str]:
         """Digests of request bodies that got a 200 answer more than once."""
@@ -200,31 +219,100 @@ class FakeOpenAI:
         try:
             body = await request.json()
         except json.JSONDecodeError:
-            return _error(400, "body is not JSON")
+            return self._send(_error(400, "body is not JSON"))
+        digest = body_digest(body)
         with self._lock:
-            self.chat_requests.append(body)
-            self.headers_seen.append(
-                {k.lower(): v for k, v in request.headers.items() if k.lower() != "authorization"}
-            )
-        problems = [e.message for e in self._chat_validator.iter_errors(body)]
-        if problems:
-            self.schema_errors.append(f"{problems[0]} in {json.dumps(body)[:200]}")
-            return _error(400, f"request does not match CreateChatCompletionRequest: {problems[0]}")
+            self.requests_total += 1
+            attempt = self.attempts[digest]
+            self.attempts[digest] += 1
+            if self.keep_requests:
+                self.chat_requests.append(body)
+                self.headers_seen.append(
+                    {k.lower(): v for k, v in request.headers.items() if k.lower() != "authorization"}
+                )
+        if self.validate:
+            problems = [e.message for e in self._chat_validator.iter_errors(body)]
+            if problems:
+                self.schema_errors.append(f"{problems[0]} in {json.dumps(body)[:200]}")
+                return self._send(
+                    _error(400, f"request does not match CreateChatCompletionRequest: {problems[0]}")
+                )
         reply = self.responder(body)
         if isinstance(reply, str):
             reply = Reply(text=reply)
+        limit_headers: dict[str, str] = {}
+        if self.limits is not None:
+            admitted, limit_headers = self.limits.admit(self.token_cost(body, reply))
+            if not admitted:
+                return self._send(_error(429, "Rate limit reached (fake server)", limit_headers))
+        fault = self.faults.pick(digest, attempt) if self.faults else None
+        if fault is not None:
+            self.faults_injected[fault] += 1
+            response = await self._inject(fault, request, limit_headers)
+            if response is not None:
+                return self._send(response)
         delay = reply.delay if reply.delay is not None else self._delay()
         if delay > 0:
             await asyncio.sleep(delay)
+        headers = {**limit_headers, **reply.headers}
         if reply.status != 200:
-            return _error(reply.status, reply.error_message, reply.headers)
+            return self._send(_error(reply.status, reply.error_message, headers))
         if request.transport is None or request.transport.is_closing():
-            return web.Response(status=499)  # the client is gone: nothing was delivered
+            return self._send(web.Response(status=499))  # the client is gone: nothing was delivered
         if reply.raw is not None:
-            return web.Response(body=reply.raw, content_type="application/json")
+            return self._send(web.Response(body=reply.raw, content_type="application/json"))
         with self._lock:
-            self.answered[body_digest(body)] += 1
-        return web.json_response(self.completion(body, reply), headers=reply.headers)
+            self.answered[digest] += 1
+        return self._send(web.json_response(self.completion(body, reply), headers=headers))
+
+    def _send(self, response: web.StreamResponse) -> web.StreamResponse:
+        self.status_counts[response.status] += 1
+        return response
+
+    async def _inject(
+        self, fault: str, request: web.Request, headers: dict[str, str]
+    ) -> web.StreamResponse | None:
+        """The response for an injected fault (``None``: answer normally after all)."""
+        assert self.faults is not None
+        await asyncio.sleep(self._delay())
+        if fault == "server_error":
+            return _error(500, "injected server error", headers)
+        if fault == "rate_limit":
+            wait = self.faults.retry_after
+            retry = {
+                "retry-after-ms": str(max(1, round(wait * 1000))),
+                "retry-after": str(max(1, round(wait))),
+            }
+            return _error(429, "injected rate limit", {**headers, **retry})
+        if fault == "malformed":
+            if self.faults_injected[fault] % 2:
+                return web.Response(body=b'{"id": "chatcmpl-broken", "choi', content_type="application/json")
+            return web.json_response({"id": "chatcmpl-broken", "object": "chat.completion"})
+        # timeout: hold the request until the client gives up (or ``hang`` passes)
+        deadline = time.monotonic() + self.faults.hang
+        while time.monotonic() < deadline:
+            if request.transport is None or request.transport.is_closing():
+                return web.Response(status=499)
+            await asyncio.sleep(0.02)
+        return None
+
+    @staticmethod
+    def token_cost(body: dict[str, Any], reply: Reply) -> int:
+        """What a request costs against the tokens-per-minute budget: the usage it reports."""
+        prompt_chars = sum(len(str(m.get("content") or "")) for m in body.get("messages", []))
+        return max(1, prompt_chars // 4) + max(1, len(reply.text) // 4)
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        """Counters for benchmarks that run the server in another process."""
+        with self._lock:
+            return web.json_response(
+                {
+                    "requests": self.requests_total,
+                    "status": {str(k): v for k, v in self.status_counts.items()},
+                    "faults": dict(self.faults_injected),
+                    "answered_twice": len(self.answered_twice()),
+                }
+            )
 
     # -- files API --------------------------------------------------------------------------------
 

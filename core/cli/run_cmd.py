@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import typer
+from synthtune.core.cli.progress import RunProgress
 from synthtune.core.cli.stats_view import print_stats
 from synthtune.core.errors import ConfigError
 from synthtune.core.estimate import estimate_run, render_estimate
@@ -60,6 +61,12 @@ def print_summary(report: dict[str, object]) -> None:
         not_sent = report.get("not_sent_cost_cap") or 0
         verdict = f"reached: {not_sent} request(s) not sent" if not_sent else "not reached"
         lines.append(f"  cost cap   ${cap:.4f} {verdict}")
+    events = report.get("events") or {}
+    if isinstance(events, dict) and events.get("retries"):
+        lines.append(
+            f"  retries    {events['retries']}  (429s {events.get('rate_limited', 0)}, "
+            f"timeouts {events.get('timeouts', 0)}, server errors {events.get('server_errors', 0)})"
+        )
     lines.append(f"  output     {report['out_dir']}")
     typer.echo("\n".join(lines))
 
@@ -138,16 +145,18 @@ def register(app: typer.Typer, host: PluginHost) -> None:
         try:
             if not yes:
                 confirm_spend(host, preset, run_store, limit, output_tokens, max_cost)
-            pipeline = Pipeline(
-                host,
-                preset,
-                run_store,
-                out_dir,
-                limit=limit,
-                max_cost=max_cost,
-                output_tokens=output_tokens,
-            )
-            result = asyncio.run(pipeline.run())
+            with RunProgress() as progress:
+                pipeline = Pipeline(
+                    host,
+                    preset,
+                    run_store,
+                    out_dir,
+                    limit=limit,
+                    on_progress=progress,
+                    max_cost=max_cost,
+                    output_tokens=output_tokens,
+                )
+                result = asyncio.run(pipeline.run())
         finally:
             run_store.close()
         report = result.report

@@ -50,7 +50,7 @@ def make_async_client(
     )
     http_client = (
         openai.DefaultAioHttpClient(limits=limits, timeout=timeout)
-        if transport == "aiohttp"
+        if transport != "httpx"
         else openai.DefaultAsyncHttpxClient(limits=limits, timeout=timeout)
     )
     return openai.AsyncOpenAI(

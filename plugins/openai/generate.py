@@ -1,13 +1,25 @@
 """Chat-completion generation against any OpenAI-compatible server.
 
-A fixed pool of ``concurrency`` workers pulls requests from the core's stream; each answer is
-handed back the moment it arrives. Retries (429, 5xx, timeouts, connection errors) are the
-openai client's own, with its exponential backoff and ``Retry-After`` handling.
+Workers pull requests from the core's stream and answer each one under four controls:
+
+- a circuit breaker (:mod:`.breaker`) that pauses everything while 429s persist;
+- adaptive concurrency (:mod:`.concurrency`): at most ``concurrency`` requests in flight, halved
+  on a burst of 429s and grown back one slot per round trip;
+- request- and token-per-minute budgets (:mod:`.ratelimit`), from the settings or learned from the
+  server's ``x-ratelimit-*`` headers; token estimates (tiktoken prompt count plus the expected
+  completion) are corrected by each response's usage;
+- retries (:mod:`.retry`): our own loop, so that every attempt goes through the controls above,
+  is counted in the run's statistics, and malformed bodies are retried too. Retry-After is
+  honoured; otherwise exponential backoff with full jitter.
+
+A request that still fails after ``max_retries`` retries is yielded with ``error`` set (the core
+records it; a rerun retries it). 401/403/404 stop the run with :class:`GenerationError`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
@@ -16,7 +28,13 @@ from pydantic import Field
 from synthtune.core.errors import ConfigError, GenerationError
 from synthtune.core.models import GenerationOutcome, GenerationRequest, RunContext, Usage
 from synthtune.core.settings import GenerateSettings
-from synthtune.plugins.openai.client import make_async_client
+from synthtune.core.tokens import count_messages
+from synthtune.plugins.openai.breaker import CircuitBreaker
+from synthtune.plugins.openai.clock import Clock
+from synthtune.plugins.openai.concurrency import AdaptiveConcurrency
+from synthtune.plugins.openai.ratelimit import LimitHeaders, RateLimiter, retry_after
+from synthtune.plugins.openai.retry import Backoff, classify_status
+from synthtune.plugins.openai.transport import Reply, Transport, TransportError, make_transport
 
 _DONE = object()
 
@@ -29,14 +47,33 @@ class OpenAIGenerateSettings(GenerateSettings):
         default=None, description="OpenAI-compatible endpoint; default $OPENAI_BASE_URL or OpenAI"
     )
     api_key_env: str = Field(default="OPENAI_API_KEY", description="variable holding the key")
-    concurrency: int = Field(default=16, ge=1, le=2048)
-    max_retries: int = Field(default=5, ge=0, le=50)
-    timeout: float = Field(default=120.0, gt=0, description="seconds per request")
+    concurrency: int = Field(default=16, ge=1, le=2048, description="most requests in flight")
+    max_retries: int = Field(default=8, ge=0, le=50, description="retries per request after the first try")
+    timeout: float = Field(default=120.0, gt=0, description="seconds per request attempt")
     token_limit_field: Literal["max_completion_tokens", "max_tokens"] = Field(
         default="max_completion_tokens",
         description="how max_tokens is sent: older servers only know 'max_tokens'",
     )
-    transport: Literal["aiohttp", "httpx"] = "aiohttp"
+    transport: Literal["direct", "aiohttp", "httpx"] = Field(
+        default="direct",
+        description="'direct': lean aiohttp requests (fastest); 'aiohttp'/'httpx': the openai client",
+    )
+    rpm: float | None = Field(default=None, gt=0, description="requests per minute; default: learned")
+    tpm: float | None = Field(default=None, gt=0, description="tokens per minute; default: learned")
+    rate_limit_headroom: float = Field(
+        default=0.98, gt=0, le=1, description="fraction of a learned limit to use"
+    )
+    adaptive_concurrency: bool = Field(default=True, description="shrink on 429 bursts, grow back")
+    min_concurrency: int = Field(default=1, ge=1)
+    backoff_base: float = Field(default=0.5, gt=0, description="seconds; doubles each retry")
+    backoff_cap: float = Field(default=30.0, gt=0, description="longest backoff wait, seconds")
+    max_retry_after: float = Field(
+        default=600.0, gt=0, description="a longer Retry-After fails the request instead of waiting"
+    )
+    breaker_threshold: int = Field(default=16, ge=1, description="consecutive 429s that pause all")
+    completion_tokens_estimate: int = Field(
+        default=512, ge=1, description="expected completion tokens before any usage is seen"
+    )
     # Batch mode (see batch.py): the Batch API instead of one request per completion.
     mode: Literal["online", "batch"] = Field(
         default="online", description="'batch': OpenAI Batch API, half price, answers within 24h"
@@ -65,103 +102,204 @@ def request_body(request: GenerationRequest, settings: OpenAIGenerateSettings) -
     return body
 
 
-def _fatal(error: openai.APIStatusError) -> bool:
-    """Errors that every other request would hit too: stop the run instead of failing each."""
-    return isinstance(error, openai.AuthenticationError | openai.PermissionDeniedError | openai.NotFoundError)
+class ChatEngine:
+    """Answers chat requests through one transport under rate, concurrency and retry control."""
 
-
-async def _answer(
-    client: openai.AsyncOpenAI, request: GenerationRequest, settings: OpenAIGenerateSettings
-) -> GenerationOutcome:
-    assert request.key is not None
-    body = request_body(request, settings)
-    try:
-        completion = await client.chat.completions.create(**body)
-    except openai.APIStatusError as error:
-        if _fatal(error):
-            raise GenerationError(
-                f"{settings.model}: the server refused the request ({error.status_code}): {_message(error)}"
-            ) from None
-        return GenerationOutcome(key=request.key, error=f"HTTP {error.status_code}: {_message(error)}")
-    except openai.APIConnectionError as error:  # includes timeouts, after the retries
-        return GenerationOutcome(key=request.key, error=f"{type(error).__name__}: {error}")
-    except openai.APIResponseValidationError as error:
-        return GenerationOutcome(key=request.key, error=f"malformed response: {error}")
-    if not completion.choices:
-        return GenerationOutcome(key=request.key, error="response had no choices")
-    choice = completion.choices[0]
-    message = choice.message
-    if message.content is None:
-        refusal = getattr(message, "refusal", None)
-        return GenerationOutcome(
-            key=request.key, error=f"no content ({'refusal: ' + refusal if refusal else 'empty'})"
+    def __init__(
+        self,
+        settings: OpenAIGenerateSettings,
+        context: RunContext,
+        transport: Transport,
+        *,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.context = context
+        self.transport = transport
+        self.clock = clock or Clock()
+        self.limiter = RateLimiter(
+            settings.rpm, settings.tpm, headroom=settings.rate_limit_headroom, clock=self.clock
         )
-    usage = completion.usage
-    return GenerationOutcome(
-        key=request.key,
-        text=message.content,
-        finish_reason=choice.finish_reason,
-        model=completion.model,
-        usage=Usage(
-            prompt_tokens=usage.prompt_tokens if usage else 0,
-            completion_tokens=usage.completion_tokens if usage else 0,
-        ),
-        response_id=completion.id,
-    )
-
-
-def _message(error: openai.APIStatusError) -> str:
-    body = error.body
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and inner.get("message"):
-            return str(inner["message"])
-    return error.message
-
-
-async def generate_chat(
-    requests: AsyncIterator[GenerationRequest],
-    settings: OpenAIGenerateSettings,
-    context: RunContext,
-) -> AsyncIterator[GenerationOutcome]:
-    """Answer every request with ``settings.concurrency`` workers; yield outcomes as they land."""
-    try:
-        client = make_async_client(
-            base_url=settings.base_url,
-            api_key_env=settings.api_key_env,
-            timeout=settings.timeout,
-            max_retries=settings.max_retries,
-            max_connections=settings.concurrency,
-            transport=settings.transport,
+        minimum = settings.min_concurrency if settings.adaptive_concurrency else settings.concurrency
+        self.slots = AdaptiveConcurrency(settings.concurrency, minimum, clock=self.clock)
+        self.breaker = CircuitBreaker(threshold=settings.breaker_threshold, clock=self.clock)
+        self.backoff = Backoff(
+            base=settings.backoff_base, cap=settings.backoff_cap, rng=rng or random.Random()
         )
-    except openai.OpenAIError as error:
-        raise ConfigError(f"openai client: {error}") from None
+        self.latency = 0.0  # moving average of successful round trips, seconds
+        self.completion_mean: float | None = None  # moving average of completion tokens
+        self.prompt_ratio = 1.0  # moving average of reported / counted prompt tokens
+        self.waits: list[float] = []  # backoff waits, for tests and diagnostics (bounded)
 
-    results: asyncio.Queue[Any] = asyncio.Queue()
-    feed_lock = asyncio.Lock()
-    exhausted = False
+    # -- token estimates --------------------------------------------------------------------------
 
-    async def next_request() -> GenerationRequest | None:
-        nonlocal exhausted
-        async with feed_lock:  # an async generator may not be advanced by two tasks at once
-            if exhausted:
-                return None
-            request = await anext(requests, None)
-            exhausted = request is None
-            return request
-
-    async def worker() -> None:
+    def count_prompt(self, request: GenerationRequest, body: dict[str, Any]) -> int:
+        """The request's prompt tokens as tiktoken counts them."""
         try:
-            while (request := await next_request()) is not None:
-                await results.put(await _answer(client, request, settings))
-        except BaseException as error:
-            await results.put(error)
-            raise
-        finally:
-            await results.put(_DONE)
+            return count_messages(body["messages"], request.model or self.settings.model)
+        except ConfigError:  # no tiktoken encoding available: a rough estimate still paces
+            return sum(len(str(m.get("content") or "")) for m in body["messages"]) // 4 + 8
 
-    async with client:
-        workers = [asyncio.create_task(worker()) for _ in range(settings.concurrency)]
+    def estimate_tokens(self, request: GenerationRequest, prompt_count: int) -> int:
+        """What a request will cost against a tokens budget: its counted prompt, scaled by how the
+        server's reported prompt usage has compared with our counts so far, plus the completion
+        we expect (the running mean of real completions once known, else
+        ``completion_tokens_estimate``; never above max_tokens)."""
+        expected = (
+            self.completion_mean
+            if self.completion_mean is not None
+            else self.settings.completion_tokens_estimate
+        )
+        if request.params.max_tokens is not None:
+            expected = min(expected, request.params.max_tokens)
+        return round(prompt_count * self.prompt_ratio) + int(expected)
+
+    def _learn(self, latency: float, completion_tokens: int) -> None:
+        self.latency = latency if self.latency == 0 else 0.9 * self.latency + 0.1 * latency
+        if completion_tokens > 0:
+            mean = self.completion_mean
+            self.completion_mean = completion_tokens if mean is None else 0.9 * mean + 0.1 * completion_tokens
+
+    # -- one request ------------------------------------------------------------------------------
+
+    async def answer(self, request: GenerationRequest) -> GenerationOutcome:
+        """Answer one request, retrying as needed; fatal refusals raise GenerationError."""
+        assert request.key is not None
+        settings, event = self.settings, self.context.event
+        body = request_body(request, settings)
+        estimate = 0
+        prompt_count: int | None = None
+        attempt = 0
+        while True:
+            attempt += 1
+            if self.breaker.state != "closed":
+                await self.breaker.wait()
+            await self.slots.acquire()
+            if self.limiter.needs_token_estimates:  # known only now, perhaps: check after the wait
+                if prompt_count is None:
+                    prompt_count = self.count_prompt(request, body)
+                estimate = self.estimate_tokens(request, prompt_count)
+            started = self.clock.now()
+            paced = self.limiter.active  # sent while a budget was known (for the 429 count)
+            reply: Reply | None = None
+            try:
+                charged = await self.limiter.acquire(estimate)
+                started = self.clock.now()
+                reply = await self.transport.post_chat(body)
+            except TransportError as error:
+                problem = str(error)
+                event("timeouts" if error.kind == "timeout" else "connection_errors")
+            finally:
+                self.slots.release()
+            wait_hint: float | None = None
+            if reply is not None:
+                self.limiter.observe(LimitHeaders.parse(reply.headers), refused=reply.status == 429)
+                kind = classify_status(reply.status)
+                if kind == "ok" and reply.completion is not None:
+                    completion = reply.completion
+                    self.slots.on_success()
+                    self.breaker.on_success()
+                    used = completion.prompt_tokens + completion.completion_tokens
+                    self.limiter.settle(charged, used)
+                    self._learn(self.clock.now() - started, completion.completion_tokens)
+                    if prompt_count and completion.prompt_tokens:
+                        ratio = completion.prompt_tokens / prompt_count
+                        self.prompt_ratio = 0.9 * self.prompt_ratio + 0.1 * ratio
+                    if completion.text is None:
+                        why = f"refusal: {completion.refusal}" if completion.refusal else "empty"
+                        return GenerationOutcome(
+                            key=request.key, error=f"no content ({why})", attempts=attempt
+                        )
+                    return GenerationOutcome(
+                        key=request.key,
+                        text=completion.text,
+                        finish_reason=completion.finish_reason,
+                        model=completion.model,
+                        usage=Usage(
+                            prompt_tokens=completion.prompt_tokens,
+                            completion_tokens=completion.completion_tokens,
+                        ),
+                        attempts=attempt,
+                        response_id=completion.response_id,
+                    )
+                if kind == "ok":
+                    problem = f"malformed response: {reply.malformed}"
+                    event("malformed")
+                    self.breaker.on_other_failure()
+                elif kind == "fatal":
+                    raise GenerationError(
+                        f"{settings.model}: the server refused the request ({reply.status}): {reply.error}"
+                    )
+                elif kind == "failed":
+                    self.breaker.on_success()  # an answer, not a rate limit: the 429 streak ends
+                    return GenerationOutcome(
+                        key=request.key, error=f"HTTP {reply.status}: {reply.error}", attempts=attempt
+                    )
+                else:
+                    problem = f"HTTP {reply.status}: {reply.error}"
+                    wait_hint = retry_after(reply.headers)
+                    if reply.status == 429:
+                        event("rate_limited")
+                        if paced:
+                            event("rate_limited_paced")
+                        if self.slots.on_rate_limited(self.latency):
+                            event("concurrency_shrinks")
+                        if self.breaker.on_rate_limited(wait_hint):
+                            event("breaker_opened")
+                    else:
+                        event("server_errors")
+                        self.breaker.on_other_failure()
+            else:
+                self.breaker.on_other_failure()
+            if attempt > settings.max_retries:
+                return GenerationOutcome(
+                    key=request.key, error=f"{problem} (gave up after {attempt} attempts)", attempts=attempt
+                )
+            if wait_hint is not None and wait_hint > settings.max_retry_after:
+                return GenerationOutcome(
+                    key=request.key,
+                    error=f"{problem}; the server asked to wait {wait_hint:.0f}s, more than "
+                    f"max_retry_after ({settings.max_retry_after:.0f}s)",
+                    attempts=attempt,
+                )
+            wait = self.backoff.delay(attempt - 1, wait_hint)
+            if len(self.waits) < 10_000:
+                self.waits.append(wait)
+            event("retries")
+            await self.clock.sleep(wait)
+
+    # -- the stream -------------------------------------------------------------------------------
+
+    async def run(self, requests: AsyncIterator[GenerationRequest]) -> AsyncIterator[GenerationOutcome]:
+        """Answer every request from ``requests``; yield outcomes as they land, in any order.
+
+        Twice as many workers as slots pull requests, so a request sleeping before its retry
+        does not leave a slot idle."""
+        results: asyncio.Queue[Any] = asyncio.Queue()
+        feed_lock = asyncio.Lock()
+        exhausted = False
+
+        async def next_request() -> GenerationRequest | None:
+            nonlocal exhausted
+            async with feed_lock:  # an async generator may not be advanced by two tasks at once
+                if exhausted:
+                    return None
+                request = await anext(requests, None)
+                exhausted = request is None
+                return request
+
+        async def worker() -> None:
+            try:
+                while (request := await next_request()) is not None:
+                    results.put_nowait(await self.answer(request))
+            except BaseException as error:
+                results.put_nowait(error)
+                raise
+            finally:
+                results.put_nowait(_DONE)
+
+        workers = [asyncio.create_task(worker()) for _ in range(2 * self.settings.concurrency)]
         running = len(workers)
         try:
             while running:
@@ -176,3 +314,25 @@ async def generate_chat(
             for task in workers:
                 task.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
+            await self.transport.aclose()
+
+
+async def generate_chat(
+    requests: AsyncIterator[GenerationRequest],
+    settings: OpenAIGenerateSettings,
+    context: RunContext,
+) -> AsyncIterator[GenerationOutcome]:
+    """Answer every request; yield outcomes as they land (see :class:`ChatEngine`)."""
+    try:
+        transport = make_transport(
+            settings.transport,
+            base_url=settings.base_url,
+            api_key_env=settings.api_key_env,
+            timeout=settings.timeout,
+            max_connections=settings.concurrency,
+        )
+    except (openai.OpenAIError, ValueError, RuntimeError) as error:
+        raise ConfigError(f"openai client: {error}") from None
+    engine = ChatEngine(settings, context, transport)
+    async for outcome in engine.run(requests):
+        yield outcome
