@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field
 from synthtune.core.errors import ConfigError
 from synthtune.core.line_checks import Kind, check_line, example_tokens, kind_of, schema_error
 from synthtune.core.pricing import price_table
+from synthtune.core.spend import default_epochs
 from synthtune.core.tokens import base_model
 
 # Maximum tokens per training example, by model (exact name or longest prefix; fine-tuned
@@ -44,13 +45,7 @@ DEFAULT_EXAMPLE_TOKEN_LIMIT = 16_385
 MIN_EXAMPLES = 10
 # An example this many times the median token count is reported as an outlier.
 OUTLIER_FACTOR = 4.0
-
-# OpenAI's default when n_epochs is "auto", as the cookbook emulates it.
-TARGET_EPOCHS = 3
-MIN_TARGET_EXAMPLES = 100
-MAX_TARGET_EXAMPLES = 25_000
-MIN_DEFAULT_EPOCHS = 1
-MAX_DEFAULT_EPOCHS = 25
+# OpenAI's default when n_epochs is "auto" is emulated by spend.default_epochs (the cookbook's rule).
 
 
 class Issue(BaseModel):
@@ -133,17 +128,6 @@ def token_limit(model: str) -> int:
         return EXAMPLE_TOKEN_LIMITS[name]
     prefixes = [known for known in EXAMPLE_TOKEN_LIMITS if name.startswith(known + "-")]
     return EXAMPLE_TOKEN_LIMITS[max(prefixes, key=len)] if prefixes else DEFAULT_EXAMPLE_TOKEN_LIMIT
-
-
-def auto_epochs(examples: int) -> int:
-    """The epochs OpenAI picks for ``n_epochs="auto"``, as the cookbook emulates it."""
-    if examples <= 0:
-        return TARGET_EPOCHS
-    if examples * TARGET_EPOCHS < MIN_TARGET_EXAMPLES:
-        return min(MAX_DEFAULT_EPOCHS, MIN_TARGET_EXAMPLES // examples)
-    if examples * TARGET_EPOCHS > MAX_TARGET_EXAMPLES:
-        return max(MIN_DEFAULT_EPOCHS, MAX_TARGET_EXAMPLES // examples)
-    return TARGET_EPOCHS
 
 
 def detect_kind(path: Path) -> Kind | None:
@@ -260,7 +244,7 @@ def validate_lines(
                 )
     issues.sort(key=lambda i: (i.level != "error", i.line if i.line is not None else 0))
     report.epochs_auto = epochs is None
-    report.epochs = epochs if epochs is not None else auto_epochs(report.examples)
+    report.epochs = epochs if epochs is not None else default_epochs(report.examples)
     report.dataset_tokens = sum(min(limit, c) for c in counts)
     report.billed_tokens = report.dataset_tokens * report.epochs
     report.cost_usd = price_table().training_cost(model, report.billed_tokens)

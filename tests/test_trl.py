@@ -362,7 +362,7 @@ def test_dataset_problems_are_config_errors(host: PluginHost, workdir: Path) -> 
         run_train_hook(host, store, preference, {"model": "unused"})
     broken = workdir / "broken.jsonl"
     broken.write_text('{"messages": [{"role": "assistant", "content": "ok"}]}\n{"messages": \n')
-    with pytest.raises(ConfigError, match="line 2: not JSON"):
+    with pytest.raises(ConfigError, match=r":2: invalid JSON"):
         run_train_hook(host, store, broken, {"model": "unused"})
     store.close()
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import tiktoken
 from synthtune.core.pricing import price_table
+from synthtune.core.spend import default_epochs
 from synthtune.core.testing import FakeOpenAI
-from synthtune.core.validation import auto_epochs, token_limit, validate_file
+from synthtune.core.validation import token_limit, validate_file
 
 
 def _chat(user: str, answer: str = "A fine answer.", system: bool = True) -> dict:
@@ -173,11 +174,11 @@ def test_cl100k_models_count_with_their_own_encoding(workdir: Path) -> None:
 
 
 def test_auto_epochs_follow_the_cookbook() -> None:
-    assert auto_epochs(10) == 10  # 100 // 10
-    assert auto_epochs(3) == 25  # capped at MAX_DEFAULT_EPOCHS
-    assert auto_epochs(50) == 3
-    assert auto_epochs(10_000) == 2  # 25000 // 10000
-    assert auto_epochs(30_000) == 1
+    assert default_epochs(10) == 10  # 100 // 10
+    assert default_epochs(3) == 25  # capped at MAX_DEFAULT_EPOCHS
+    assert default_epochs(50) == 3
+    assert default_epochs(10_000) == 2  # 25000 // 10000
+    assert default_epochs(30_000) == 1
 
 
 def test_token_limits_by_model() -> None:

@@ -11,22 +11,13 @@ from typing import Any
 import typer
 from synthtune.core.errors import ConfigError
 from synthtune.core.export import FORMATS, ExportCounts, convert
+from synthtune.core.jsonl import iter_objects
 from synthtune.core.plugins import PluginHost
 from synthtune.core.store import RunStore
 
 
 def _file_lines(path: Path) -> Iterator[dict[str, Any]]:
-    with path.open(encoding="utf-8") as handle:
-        for number, text in enumerate(handle, start=1):
-            if not text.strip():
-                continue
-            try:
-                line = json.loads(text)
-            except json.JSONDecodeError as error:
-                raise ConfigError(f"{path}:{number}: invalid JSON ({error.msg})") from None
-            if not isinstance(line, dict):
-                raise ConfigError(f"{path}:{number}: not a JSON object")
-            yield line
+    return (line for _, line in iter_objects(path))
 
 
 def source_lines(target: str, split: str, store_file: Path) -> Iterator[dict[str, Any]]:

@@ -9,11 +9,11 @@ heavy imports: the file is checked before torch is loaded.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any, Literal
 
 from synthtune.core.errors import ConfigError
+from synthtune.core.jsonl import iter_objects
 
 Kind = Literal["chat", "completion"]
 
@@ -34,31 +34,22 @@ def read_rows(path: Path) -> tuple[Kind, list[dict[str, Any]]]:
         raise ConfigError(f"dataset {path}: no such file")
     rows: list[dict[str, Any]] = []
     kind: str | None = None
-    with path.open(encoding="utf-8") as handle:
-        for number, text in enumerate(handle, start=1):
-            if not text.strip():
-                continue
-            try:
-                line = json.loads(text)
-            except json.JSONDecodeError as error:
-                raise ConfigError(f"dataset {path} line {number}: not JSON ({error.msg})") from None
-            if not isinstance(line, dict):
-                raise ConfigError(f"dataset {path} line {number}: not a JSON object")
-            line_kind = _kind_of(line)
-            if line_kind == "preference":
-                raise ConfigError(
-                    f"dataset {path} line {number}: preference data needs DPO; the trl trainer does "
-                    "supervised fine-tuning on chat or prompt/completion lines"
-                )
-            if line_kind == "unknown":
-                raise ConfigError(
-                    f"dataset {path} line {number}: expected 'messages' or 'prompt' and 'completion'"
-                )
-            if kind is None:
-                kind = line_kind
-            elif line_kind != kind:
-                raise ConfigError(f"dataset {path} line {number}: a {line_kind} line in a {kind} file")
-            rows.append(_row(line, line_kind, path, number))
+    for number, line in iter_objects(path):
+        line_kind = _kind_of(line)
+        if line_kind == "preference":
+            raise ConfigError(
+                f"dataset {path} line {number}: preference data needs DPO; the trl trainer does "
+                "supervised fine-tuning on chat or prompt/completion lines"
+            )
+        if line_kind == "unknown":
+            raise ConfigError(
+                f"dataset {path} line {number}: expected 'messages' or 'prompt' and 'completion'"
+            )
+        if kind is None:
+            kind = line_kind
+        elif line_kind != kind:
+            raise ConfigError(f"dataset {path} line {number}: a {line_kind} line in a {kind} file")
+        rows.append(_row(line, line_kind, path, number))
     if kind is None:
         raise ConfigError(f"dataset {path}: empty")
     return kind, rows  # type: ignore[return-value]
