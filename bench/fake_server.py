@@ -13,8 +13,8 @@ import argparse
 import sys
 from typing import Any
 
-from synthtune.core.fake_limits import Faults
 from synthtune.core.testing import FakeOpenAI, body_digest
+from synthtune.core.testing.limits import Faults
 
 FILLER = (
     "The story turns when a stranger arrives and everything changes for our hero, who must "

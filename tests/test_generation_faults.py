@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 from conftest import REFERENCE
-from synthtune.core.fake_limits import Faults
 from synthtune.core.store import RunStore
 from synthtune.core.testing import FakeOpenAI, Reply, default_text
+from synthtune.core.testing.limits import Faults
 
 FAST_RETRIES = [
     "--set",

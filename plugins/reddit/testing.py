@@ -20,7 +20,6 @@ With no posts it serves :func:`synthtune.plugins.reddit.sample_threads.sample_po
 
 from __future__ import annotations
 
-import asyncio
 import html
 import threading
 import time
@@ -28,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from synthtune.core.testing.server import LocalServer
 
 
 @dataclass
@@ -79,7 +79,7 @@ class FakeRedditRequest:
     at: float  # time.monotonic() on arrival
 
 
-class FakeReddit:
+class FakeReddit(LocalServer):
     """A fake reddit.com in a background thread; use as a context manager or start()/stop()."""
 
     def __init__(
@@ -94,66 +94,26 @@ class FakeReddit:
             from synthtune.plugins.reddit.sample_threads import sample_posts
 
             posts = sample_posts()
+        super().__init__()
         self.posts = posts
         self.page_size = page_size
         self.quota = quota
         self.window = window
         self.requests: list[FakeRedditRequest] = []
-        self.port = 0
         self._throttle: list[dict[str, str]] = []
         self._used = 0
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
-
-    # -- lifecycle --------------------------------------------------------------------------------
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def __enter__(self) -> FakeReddit:
         self.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=10)
-
-    def stop(self) -> None:
-        if self._loop is None:
-            return
-        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(timeout=10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        assert self._thread is not None
-        self._thread.join(timeout=10)
-        self._loop.close()
-        self._loop = None
-
-    async def _start(self) -> None:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_get("/r/{sub}/top/.json", self._top)
         app.router.add_get("/r/{sub}/top.json", self._top)
         app.router.add_get("/r/{sub}/comments/{post}/{slug}/.json", self._thread_json)
         app.router.add_get("/r/{sub}/comments/{post}/{slug}.json", self._thread_json)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-
-    async def _stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     # -- scripting and counters -------------------------------------------------------------------
 
