@@ -260,7 +260,7 @@ class Pipeline:
             if verdict.text is not None:
                 sample.text = verdict.text
         self.store.put_sample(self.run_id, seq, request.key, record.id, verdicts, sample.text)
-        self.measures.observe(self.run_id, seq, request, sample.text)
+        self.measures.observe(self.run_id, seq, request, outcome, sample.text)
         if not kept:
             self._progress()
             return

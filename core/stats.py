@@ -17,7 +17,7 @@ from typing import Any
 
 from synthtune.core import tokens
 from synthtune.core.errors import SynthtuneError
-from synthtune.core.models import GenerationRequest
+from synthtune.core.models import GenerationOutcome, GenerationRequest
 from synthtune.core.store import RunStore
 
 log = logging.getLogger("synthtune")
@@ -58,9 +58,11 @@ def _content_chars(content: Any) -> int:
 class SampleMeasures:
     """The statistics collector the pipeline feeds: one row of lengths per judged sample.
 
-    Token counts use the request's model encoding (``synthtune.core.tokens``); when the
-    encoding cannot be loaded (no tiktoken files, no network) tokens are left out with one
-    warning and the run goes on.
+    Token counts are the server's own (the response's ``usage``): exact for whatever model
+    answered, and free. tiktoken (the request model's encoding, ``synthtune.core.tokens``) counts
+    only what usage does not cover: a server that reports no usage, or an output a filter
+    rewrote beyond surrounding whitespace. When that encoding cannot be loaded (no tiktoken files,
+    no network) those counts are left out with one warning and the run goes on.
     """
 
     def __init__(self, store: RunStore, model: str) -> None:
@@ -79,11 +81,21 @@ class SampleMeasures:
             log.warning("token statistics left out: %s", error)
             return None
 
-    def observe(self, run_id: str, seq: int, request: GenerationRequest, text: str) -> None:
+    def observe(
+        self, run_id: str, seq: int, request: GenerationRequest, generation: GenerationOutcome, text: str
+    ) -> None:
         """Record the lengths of sample ``seq``: its request messages and its (cleaned) text."""
         model = request.model or self.model
         messages = [m.model_dump(exclude_none=True) for m in request.messages]
         input_chars = sum(_content_chars(m.get("content")) for m in messages)
+        usage = generation.usage
+        input_tokens = usage.prompt_tokens or self._count(tokens.count_messages, messages, model)
+        unchanged = generation.text is not None and generation.text.strip() == text.strip()
+        output_tokens = (
+            usage.completion_tokens
+            if usage.completion_tokens and unchanged
+            else self._count(tokens.count_text, text, model)
+        )
         self.store.begin_derived()
         self.store.db.execute(
             "INSERT OR REPLACE INTO sample_measures VALUES (?, ?, ?, ?, ?, ?)",
@@ -91,9 +103,9 @@ class SampleMeasures:
                 run_id,
                 seq,
                 input_chars,
-                self._count(tokens.count_messages, messages, model),
+                input_tokens,
                 len(text),
-                self._count(tokens.count_text, text, model),
+                output_tokens,
             ),
         )
 

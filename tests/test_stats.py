@@ -70,8 +70,21 @@ def test_distributions_match_the_samples(cli, fake_openai: FakeOpenAI, workdir: 
             round(v, 2) if not float(v).is_integer() else int(v) for v in (q1, median, q3)
         )
         assert report["stats"]["lengths"][scope]["output_chars"] == dist
-    token_counts = sorted(tokens.count_text(t, "gpt-4.1-mini") for t, _ in rows)
-    assert distribution(store, run_id, "output_tokens")["max"] == token_counts[-1]
+    # Token counts are the server's usage where the text is its answer (up to whitespace), and
+    # tiktoken's count of the cleaned text otherwise.
+    measured = store.db.execute(
+        "SELECT s.text, g.text, g.completion_tokens, g.prompt_tokens, m.output_tokens, m.input_tokens"
+        " FROM samples s JOIN generations g ON g.key = s.key"
+        " JOIN sample_measures m ON m.run_id = s.run_id AND m.seq = s.seq WHERE s.run_id = ?",
+        (run_id,),
+    ).fetchall()
+    assert len(measured) == len(rows)
+    for text, answer, completion_tokens, prompt_tokens, output_tokens, input_tokens in measured:
+        assert input_tokens == prompt_tokens
+        if text.strip() == answer.strip():
+            assert output_tokens == completion_tokens
+        else:
+            assert output_tokens == tokens.count_text(text, "gpt-4.1-mini")
     hist = histogram(store, run_id, "output_chars", bins=7)
     assert len(hist["counts"]) <= 7 and len(hist["edges"]) == len(hist["counts"]) + 1
     assert sum(hist["counts"]) == len(rows) and sum(hist["kept"]) == report["kept"]
@@ -88,4 +101,35 @@ def test_cached_rerun_reports_the_same_statistics(cli, fake_openai: FakeOpenAI, 
     assert again["stats"]["categories"] == first["stats"]["categories"]
     store = RunStore(workdir / "synthtune.db")
     assert run_statistics(store, first["run_id"])["kept"] == first["kept"]
+    store.close()
+
+
+def test_token_counts_come_from_usage_and_fall_back_to_tiktoken(workdir: Path) -> None:
+    from synthtune.core import ChatMessage, GenerationOutcome, GenerationRequest, Usage
+    from synthtune.core.stats import SampleMeasures
+
+    store = RunStore(workdir / "measures.db")
+    measures = SampleMeasures(store, "gpt-4.1-mini")
+    request = GenerationRequest(
+        messages=[ChatMessage(role="user", content="Write a haiku.")], model="gpt-4.1-mini"
+    )
+    answer = "An old silent pond, a frog jumps in."
+    cases = [
+        (Usage(prompt_tokens=11, completion_tokens=9), f"  {answer}\n", (11, 9)),  # usage, as is
+        (Usage(prompt_tokens=11, completion_tokens=9), "A frog jumps in.", (11, None)),  # rewritten
+        (Usage(), answer, (None, None)),  # a server that reports no usage
+    ]
+    for seq, (usage, kept_text, _) in enumerate(cases):
+        generation = GenerationOutcome(key=f"k{seq}", text=answer, usage=usage)
+        measures.observe("run", seq, request, generation, kept_text)
+    store.flush()
+    rows = store.db.execute(
+        "SELECT input_tokens, output_tokens FROM sample_measures WHERE run_id = 'run' ORDER BY seq"
+    ).fetchall()
+    prompt = tokens.count_messages([{"role": "user", "content": "Write a haiku."}], "gpt-4.1-mini")
+    assert rows == [
+        (11, 9),
+        (11, tokens.count_text("A frog jumps in.", "gpt-4.1-mini")),
+        (prompt, tokens.count_text(answer, "gpt-4.1-mini")),
+    ]
     store.close()
