@@ -96,8 +96,7 @@ class SampleMeasures:
             if usage.completion_tokens and unchanged
             else self._count(tokens.count_text, text, model)
         )
-        self.store.begin_derived()
-        self.store.db.execute(
+        self.store.queue(
             "INSERT OR REPLACE INTO sample_measures VALUES (?, ?, ?, ?, ?, ?)",
             (
                 run_id,
