@@ -6,7 +6,6 @@ from pathlib import Path
 
 import typer
 from synthtune.core.cli.run_cmd import DEFAULT_STORE, STORE_ENV, store_path
-from synthtune.core.estimate import estimate_run, render_estimate
 from synthtune.core.plugins import PluginHost
 from synthtune.core.presets import load_preset
 from synthtune.core.spend import DEFAULT_OUTPUT_TOKENS
@@ -44,6 +43,8 @@ def register(app: typer.Typer, host: PluginHost) -> None:
         path = store_path(store)
         run_store = RunStore(path) if path.exists() else None
         try:
+            from synthtune.core.estimate import estimate_run, render_estimate  # the pipeline: only when used
+
             result = estimate_run(
                 host,
                 preset,

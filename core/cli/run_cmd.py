@@ -8,16 +8,14 @@ import sys
 from pathlib import Path
 
 import typer
-from synthtune.core.cli.progress import RunProgress
-from synthtune.core.cli.stats_view import print_stats
 from synthtune.core.errors import ConfigError
-from synthtune.core.estimate import estimate_run, render_estimate
-from synthtune.core.pipeline import Pipeline
 from synthtune.core.plugins import PluginHost
 from synthtune.core.presets import ResolvedPreset, load_preset
-from synthtune.core.pricing import price_table
 from synthtune.core.spend import DEFAULT_OUTPUT_TOKENS
 from synthtune.core.store import RunStore
+
+# The pipeline, the estimate and the progress display (rich) are imported inside the command:
+# every `tune` invocation builds this command, and `tune --help` should not pay for them.
 
 STORE_ENV = "SYNTHTUNE_STORE"
 DEFAULT_STORE = "synthtune.db"
@@ -81,6 +79,8 @@ def confirm_spend(
 ) -> None:
     """Show the run's estimate and ask before spending. No question when every request is
     already answered; a ConfigError when there is no terminal to ask on."""
+    from synthtune.core.estimate import estimate_run, render_estimate
+
     estimate = estimate_run(host, preset, run_store, limit=limit, output_tokens=output_tokens)
     if estimate.to_send.requests == 0:
         typer.echo("nothing to spend: every request is already answered in the run store", err=True)
@@ -135,6 +135,11 @@ def register(app: typer.Typer, host: PluginHost) -> None:
         preset = load_preset(preset_name, host, set_)
         if train and preset.train is None:
             raise ConfigError(f"{preset.origin}: --train needs a [train] stage in the preset")
+        from synthtune.core.cli.progress import RunProgress
+        from synthtune.core.cli.stats_view import print_stats
+        from synthtune.core.pipeline import Pipeline
+        from synthtune.core.pricing import price_table
+
         if max_cost is not None and price_table().lookup(preset.model) is None:
             raise ConfigError(
                 f"--max-cost: no price for model {preset.model!r}; add it to a prices file named "
