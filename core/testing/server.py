@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from abc import ABC, abstractmethod
 from typing import Any
 
 from aiohttp import web
 
 
-class LocalServer:
+class LocalServer(ABC):
     """An aiohttp application served on 127.0.0.1 (a free port) from a background thread, so
     synchronous tests and clients in other threads or processes can talk to it over real HTTP.
 
@@ -37,9 +38,9 @@ class LocalServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    @abstractmethod
     def routes(self, app: web.Application) -> None:
         """Add the server's routes to ``app``."""
-        raise NotImplementedError
 
     def start(self) -> None:
         self._loop = asyncio.new_event_loop()
