@@ -359,6 +359,8 @@ class Pipeline:
                 )
             report = self._report(status, time.monotonic() - started)
             self.store.finish_run(self.run_id, status, report)
+            # Hand the frozen objects back to the collector: a process may run many pipelines.
+            gc.unfreeze()
         write_outputs(self.store, self.run_id, self.out_dir, report)
         return RunResult(self.run_id, self.out_dir, report)
 
