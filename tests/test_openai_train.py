@@ -52,7 +52,7 @@ def test_train_uploads_creates_a_valid_job_follows_it_and_stores_the_model(
 ) -> None:
     train = _dataset(workdir / "train.jsonl")
     valid = _dataset(workdir / "valid.jsonl", n=3)
-    result = cli(
+    args = (
         "train",
         str(train),
         "--validation",
@@ -70,6 +70,7 @@ def test_train_uploads_creates_a_valid_job_follows_it_and_stores_the_model(
         "metadata.team=story",
         *FAST,
     )
+    result = cli(*args)
     assert result.exit_code == 0, result.output
     # Uploaded for fine-tuning, both files.
     assert sorted(f["purpose"] for f in fake_openai.files.values()) == ["fine-tune", "fine-tune"]
@@ -98,24 +99,7 @@ def test_train_uploads_creates_a_valid_job_follows_it_and_stores_the_model(
     assert (record.job_id, record.status, record.fine_tuned_model) == (job_id, "succeeded", model)
     assert record.trained_tokens == fake_openai.ft_jobs[job_id]["trained_tokens"] > 0
 
-    again = cli(
-        "train",
-        str(train),
-        "--validation",
-        str(valid),
-        "--model",
-        "gpt-4.1-mini-2025-04-14",
-        "--suffix",
-        "plots",
-        "--epochs",
-        "2",
-        "--yes",
-        "--set",
-        "seed=7",
-        "--set",
-        "metadata.team=story",
-        *FAST,
-    )
+    again = cli(*args)
     assert again.exit_code == 0 and model in again.stdout
     assert len(fake_openai.ft_job_requests) == 1 and len(fake_openai.files) == 2  # nothing new
 
