@@ -301,7 +301,7 @@ class Pipeline:
 
     def _commit(self) -> None:
         self._commit_scheduled = False
-        self.store.flush()
+        self.store.commit_answers()
 
     def _on_outcome(self, outcome: GenerationOutcome) -> None:
         pending = self._pending.pop(outcome.key, None)

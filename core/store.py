@@ -4,9 +4,11 @@ Generations are global and keyed on the rendered request (see
 :meth:`GenerationRequest.compute_key`), so any run of any preset reuses any answer already paid
 for. Everything else (records, verdicts, examples) belongs to one run and is cheap to recompute.
 
-Each generation is committed on its own the moment it arrives: a process killed at any point
-loses no completion that reached it. Derived rows are written in the same connection and
-committed with it, or at the latest when the run finishes.
+Each generation is committed the moment it arrives (answers that land in the same event-loop
+turn share one commit): a process killed at any point loses no completion that reached it.
+Derived rows are queued in memory and written in batches (see :meth:`RunStore.commit_answers`),
+at the latest when the run finishes or anything reads the store; a killed run recomputes them
+from the kept generations without paying again.
 """
 
 from __future__ import annotations
@@ -106,6 +108,13 @@ CREATE TABLE IF NOT EXISTS kv (
 """
 
 
+# Derived rows are written once this many are queued, or once the oldest has waited this long.
+# Written in batches, each page of a table is rewritten about once per batch instead of once per
+# commit: at thousands of answers a second that halves the store's CPU (bench/generation.py).
+DERIVED_BATCH_ROWS = 2048
+DERIVED_MAX_AGE = 2.0  # seconds
+
+
 class RunStore:
     """A SQLite run store. One instance per process; not shared across threads."""
 
@@ -127,6 +136,8 @@ class RunStore:
         # Derived rows waiting to be written, by statement: written with one executemany per
         # statement when the transaction commits (or before anything reads through ``db``).
         self._queued: dict[str, list[tuple[Any, ...]]] = {}
+        self._queued_rows = 0
+        self._queued_since = 0.0
         # (run_id, key) of failures this instance wrote: a later success deletes only those
         # (a run's ids are its own, so no other process writes failures under them).
         self._failed: set[tuple[str, str]] = set()
@@ -154,7 +165,13 @@ class RunStore:
         with the next commit. Rows of one statement are written together with ``executemany``:
         per row that costs a fraction of an ``execute``, which matters at thousands of rows a
         second."""
-        self._queued.setdefault(sql, []).append(row)
+        rows = self._queued.get(sql)
+        if rows is None:
+            rows = self._queued[sql] = []
+        if not self._queued_rows:
+            self._queued_since = time.monotonic()
+        rows.append(row)
+        self._queued_rows += 1
 
     def _write_queued(self) -> None:
         if self._queued:
@@ -162,10 +179,23 @@ class RunStore:
             for sql, rows in self._queued.items():
                 self._conn.executemany(sql, rows)
             self._queued.clear()
+            self._queued_rows = 0
 
     def flush(self) -> None:
-        """Commit pending derived rows."""
+        """Write every queued derived row and commit."""
         self._write_queued()
+        if self._in_tx:
+            self._conn.execute("COMMIT")
+            self._in_tx = False
+
+    def commit_answers(self) -> None:
+        """Commit the answers written since the last commit (see :meth:`put_outcome`), with the
+        queued derived rows when a batch of them is due (:data:`DERIVED_BATCH_ROWS`,
+        :data:`DERIVED_MAX_AGE`); otherwise those wait for a later commit."""
+        if self._queued_rows >= DERIVED_BATCH_ROWS or (
+            self._queued_rows and time.monotonic() - self._queued_since >= DERIVED_MAX_AGE
+        ):
+            self._write_queued()
         if self._in_tx:
             self._conn.execute("COMMIT")
             self._in_tx = False
@@ -246,9 +276,10 @@ class RunStore:
     ) -> None:
         """Commit an answer (or a failure) now, together with any pending derived rows.
 
-        ``commit=False`` leaves the transaction open for the caller to :meth:`flush` very soon:
-        the pipeline commits once per event-loop turn, so answers that arrive together share
-        one commit (a commit per answer costs more CPU than the rest of the record's work)."""
+        ``commit=False`` leaves the transaction open for the caller to :meth:`commit_answers`
+        very soon: the pipeline commits once per event-loop turn, so answers that arrive
+        together share one commit (a commit per answer costs more CPU than the rest of the
+        record's work)."""
         now = time.time()
         self._begin()
         if outcome.ok:
