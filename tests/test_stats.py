@@ -88,6 +88,11 @@ def test_distributions_match_the_samples(cli, fake_openai: FakeOpenAI, workdir: 
     hist = histogram(store, run_id, "output_chars", bins=7)
     assert len(hist["counts"]) <= 7 and len(hist["edges"]) == len(hist["counts"]) + 1
     assert sum(hist["counts"]) == len(rows) and sum(hist["kept"]) == report["kept"]
+    edges = hist["edges"]
+    for i in range(len(hist["counts"])):
+        inside = [k for t, k in rows if edges[i] <= len(t) < edges[i + 1]]
+        assert (hist["counts"][i], hist["kept"][i]) == (len(inside), sum(inside))
+    assert report["stats"]["histograms"]["output_chars"] == histogram(store, run_id, "output_chars")
     store.close()
 
 
