@@ -21,7 +21,7 @@ from typing import Any
 
 from synthtune.core.review import REJECTED_REASON
 from synthtune.core.stats import REVIEW_FILTER, histogram, run_statistics
-from synthtune.core.store import RunStore
+from synthtune.core.store import SAMPLE_GENERATION, SAMPLE_TEXT, RunStore
 
 BINS = 20
 CHART_ORDER = ("output_chars", "output_tokens", "input_chars", "input_tokens")
@@ -287,11 +287,12 @@ def _cut(text: str, limit: int) -> str:
 
 def _rows(store: RunStore, run_id: str, text_chars: int) -> Iterator[str]:
     cursor = store.db.execute(
-        "SELECT s.seq, s.record_id, r.category, s.kept, v.filter, v.reason, s.text, q.body_json,"
+        f"SELECT s.seq, s.record_id, r.category, s.kept, v.filter, v.reason, {SAMPLE_TEXT}, q.body_json,"
         " m.output_chars, m.output_tokens, m.input_tokens"
         " FROM samples s"
         " LEFT JOIN records r ON r.run_id = s.run_id AND r.record_id = s.record_id"
         " LEFT JOIN requests q ON q.key = s.key"
+        f"{SAMPLE_GENERATION}"
         " LEFT JOIN sample_measures m ON m.run_id = s.run_id AND m.seq = s.seq"
         " LEFT JOIN verdicts v ON v.run_id = s.run_id AND v.seq = s.seq AND v.kept = 0"
         " WHERE s.run_id = ? ORDER BY s.seq",

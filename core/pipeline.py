@@ -259,7 +259,8 @@ class Pipeline:
                 break
             if verdict.text is not None:
                 sample.text = verdict.text
-        self.store.put_sample(self.run_id, seq, request.key, record.id, verdicts, sample.text)
+        stored_text = None if sample.text == outcome.text else sample.text  # kept once
+        self.store.put_sample(self.run_id, seq, request.key, record.id, verdicts, stored_text)
         self.measures.observe(self.run_id, seq, request, outcome, sample.text)
         if not kept:
             self._progress()

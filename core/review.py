@@ -18,7 +18,7 @@ from typing import Any, Literal
 from synthtune.core.errors import ConfigError
 from synthtune.core.outputs import write_outputs
 from synthtune.core.stats import REVIEW_FILTER, ensure_schema, run_statistics, stage_counts
-from synthtune.core.store import RunStore
+from synthtune.core.store import SAMPLE_GENERATION, SAMPLE_TEXT, RunStore
 
 REJECTED_REASON = "rejected in review"
 Order = Literal["longest", "shortest", "reason", "random", "source"]
@@ -123,11 +123,12 @@ class RunReview:
     def sample(self, seq: int) -> SampleView:
         """Everything review shows about sample ``seq``."""
         row = self.store.db.execute(
-            "SELECT s.seq, s.record_id, r.category, s.kept, v.filter, v.reason, s.text, q.body_json,"
+            f"SELECT s.seq, s.record_id, r.category, s.kept, v.filter, v.reason, {SAMPLE_TEXT}, q.body_json,"
             " m.input_chars, m.input_tokens, m.output_chars, m.output_tokens"
             " FROM samples s"
             " LEFT JOIN records r ON r.run_id = s.run_id AND r.record_id = s.record_id"
             " LEFT JOIN requests q ON q.key = s.key"
+            f"{SAMPLE_GENERATION}"
             " LEFT JOIN sample_measures m ON m.run_id = s.run_id AND m.seq = s.seq"
             " LEFT JOIN verdicts v ON v.run_id = s.run_id AND v.seq = s.seq AND v.kept = 0"
             " WHERE s.run_id = ? AND s.seq = ?",

@@ -24,7 +24,30 @@ from typing import Any
 from synthtune.core.errors import ConfigError
 from synthtune.core.models import GenerationOutcome, GenerationRequest, Record, TrainingExample
 
-SCHEMA = """
+# A sample's text is NULL when it is its generation's text unchanged (no filter rewrote it),
+# which is most samples: each answer is then stored once. Read it as SAMPLE_TEXT.
+SAMPLES_TABLE = """
+CREATE TABLE IF NOT EXISTS {name} (
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    kept INTEGER NOT NULL,
+    text TEXT,
+    PRIMARY KEY (run_id, seq)
+);
+"""
+# The text of sample ``s`` in a query that has ``FROM samples s`` and SAMPLE_GENERATION.
+SAMPLE_TEXT = "COALESCE(s.text, g.text)"
+SAMPLE_GENERATION = " LEFT JOIN generations g ON g.key = s.key"
+
+# The layout's version, kept in SQLite's ``user_version``. 0: samples.text NOT NULL; 1: NULL
+# allowed (see SAMPLES_TABLE). Older stores are migrated when opened.
+SCHEMA_VERSION = 1
+
+SCHEMA = (
+    SAMPLES_TABLE.format(name="samples")
+    + """
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
     preset TEXT NOT NULL,
@@ -69,15 +92,6 @@ CREATE TABLE IF NOT EXISTS failures (
     created_at REAL NOT NULL,
     PRIMARY KEY (run_id, key)
 );
-CREATE TABLE IF NOT EXISTS samples (
-    run_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    key TEXT NOT NULL,
-    record_id TEXT NOT NULL,
-    kept INTEGER NOT NULL,
-    text TEXT NOT NULL,
-    PRIMARY KEY (run_id, seq)
-);
 CREATE TABLE IF NOT EXISTS verdicts (
     run_id TEXT NOT NULL,
     seq INTEGER NOT NULL,
@@ -106,6 +120,33 @@ CREATE TABLE IF NOT EXISTS kv (
     PRIMARY KEY (namespace, key)
 );
 """
+)
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a store made by an older synthtune to SCHEMA_VERSION (one transaction)."""
+    if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+        return
+    conn.execute("BEGIN IMMEDIATE")  # another process may be migrating the same file
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise ConfigError(
+                f"made by a newer synthtune (layout {version}; this version reads up to "
+                f"{SCHEMA_VERSION}): upgrade synthtune or use another --store"
+            )
+        if version < 1:
+            columns = {row[1]: row[3] for row in conn.execute("PRAGMA table_info(samples)")}
+            if columns.get("text"):  # text NOT NULL: rebuild the table without it
+                conn.execute(SAMPLES_TABLE.format(name="samples_v1"))
+                conn.execute("INSERT INTO samples_v1 SELECT * FROM samples")
+                conn.execute("DROP TABLE samples")
+                conn.execute("ALTER TABLE samples_v1 RENAME TO samples")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 # Derived rows are written once this many are queued, or once the oldest has waited this long.
@@ -130,7 +171,10 @@ class RunStore:
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA busy_timeout=10000")
             self._conn.executescript(SCHEMA)
-        except (sqlite3.Error, OSError) as error:
+            _migrate(self._conn)
+        except (ConfigError, sqlite3.Error, OSError) as error:
+            if hasattr(self, "_conn"):
+                self._conn.close()
             raise ConfigError(f"run store {self.path}: {error}") from None
         self._in_tx = False
         # Derived rows waiting to be written, by statement: written with one executemany per
@@ -334,8 +378,10 @@ class RunStore:
         key: str,
         record_id: str,
         verdicts: list[tuple[str, bool, str | None]],
-        text: str,
+        text: str | None,
     ) -> None:
+        """The verdicts on sample ``seq`` and its text after the filters: ``None`` when that is
+        the generation's text unchanged (read it back as :data:`SAMPLE_TEXT`)."""
         kept = all(v[1] for v in verdicts)
         self.queue(
             "INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?, ?, ?)",
@@ -380,9 +426,9 @@ class RunStore:
         """Dropped samples in source order, with the filter that dropped them and why."""
         self.flush()
         rows = self.db.execute(
-            "SELECT s.seq, s.record_id, s.key, v.filter, v.reason, s.text"
+            f"SELECT s.seq, s.record_id, s.key, v.filter, v.reason, {SAMPLE_TEXT}"
             " FROM samples s JOIN verdicts v ON v.run_id = s.run_id AND v.seq = s.seq"
-            " WHERE s.run_id = ? AND v.kept = 0 ORDER BY s.seq",
+            f"{SAMPLE_GENERATION} WHERE s.run_id = ? AND v.kept = 0 ORDER BY s.seq",
             (run_id,),
         )
         for seq, record_id, key, flt, reason, text in rows:

@@ -176,6 +176,18 @@ def test_filters_run_in_order_and_clean_text(toy_host, workdir: Path) -> None:
         ("r1", "length", "too short (4 < 5)"),  # the cleaned text "ECHO: BETA" is 10 chars
         ("r2", "toy", "banned word (gamma)"),
     ]
+    # A text no filter rewrote is stored once, with its generation, and read back from there.
+    assert [r["text"] for r in rejected] == ["ECHO: BETA", "echo: gamma"]
+    store = RunStore(workdir / "store.db")
+    stored = dict(store.db.execute("SELECT record_id, text FROM samples").fetchall())
+    store.close()
+    assert stored == {
+        "r0": "ECHO: ALPHA",
+        "r1": "ECHO: BETA",
+        "r2": None,
+        "r3": "ECHO: DELTA",
+        "r4": "ECHO: ALPHA",
+    }
     assert report["categories"] == {"a": 2, "b": 1, "g": 1, "d": 1}
 
 

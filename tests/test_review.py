@@ -16,7 +16,7 @@ from conftest import read_jsonl
 from review_runs import preset_with_dedupe, responder
 from synthtune.core.errors import ConfigError
 from synthtune.core.review import RunReview, resolve_run
-from synthtune.core.store import RunStore
+from synthtune.core.store import SAMPLE_GENERATION, SAMPLE_TEXT, RunStore
 from synthtune.core.testing import FakeOpenAI
 
 OUT = Path("runs") / "plot-generator"
@@ -49,7 +49,8 @@ def test_reject_in_review_removes_from_train_and_restore_brings_it_back(
     # the longest sample went: it is no longer in train.jsonl but is in rejected.jsonl
     store = RunStore(workdir / "synthtune.db")
     text = store.db.execute(
-        "SELECT text FROM samples WHERE run_id = ? AND seq = ?", (finished_run["run_id"], seq)
+        f"SELECT {SAMPLE_TEXT} FROM samples s{SAMPLE_GENERATION} WHERE s.run_id = ? AND s.seq = ?",
+        (finished_run["run_id"], seq),
     ).fetchone()[0]
     lengths = [len(line["messages"][-1]["content"]) for line in read_jsonl(workdir / OUT / "train.jsonl")]
     assert len(lengths) == kept - 1 and max(lengths) < len(text)

@@ -9,7 +9,7 @@ from pathlib import Path
 from review_runs import preset_with_dedupe, responder
 from synthtune.core import tokens
 from synthtune.core.stats import distribution, histogram, run_statistics
-from synthtune.core.store import RunStore
+from synthtune.core.store import SAMPLE_GENERATION, SAMPLE_TEXT, RunStore
 from synthtune.core.testing import FakeOpenAI
 
 
@@ -59,7 +59,9 @@ def test_distributions_match_the_samples(cli, fake_openai: FakeOpenAI, workdir: 
     report = _run(cli, workdir, limit=30)
     store = RunStore(workdir / "synthtune.db")
     run_id = report["run_id"]
-    rows = store.db.execute("SELECT s.text, s.kept FROM samples s WHERE run_id = ?", (run_id,)).fetchall()
+    rows = store.db.execute(
+        f"SELECT {SAMPLE_TEXT}, s.kept FROM samples s{SAMPLE_GENERATION} WHERE s.run_id = ?", (run_id,)
+    ).fetchall()
     for scope, texts in (("all", [t for t, _ in rows]), ("kept", [t for t, k in rows if k])):
         lengths = sorted(len(t) for t in texts)
         dist = distribution(store, run_id, "output_chars", scope)
@@ -73,7 +75,7 @@ def test_distributions_match_the_samples(cli, fake_openai: FakeOpenAI, workdir: 
     # Token counts are the server's usage where the text is its answer (up to whitespace), and
     # tiktoken's count of the cleaned text otherwise.
     measured = store.db.execute(
-        "SELECT s.text, g.text, g.completion_tokens, g.prompt_tokens, m.output_tokens, m.input_tokens"
+        f"SELECT {SAMPLE_TEXT}, g.text, g.completion_tokens, g.prompt_tokens, m.output_tokens, m.input_tokens"
         " FROM samples s JOIN generations g ON g.key = s.key"
         " JOIN sample_measures m ON m.run_id = s.run_id AND m.seq = s.seq WHERE s.run_id = ?",
         (run_id,),

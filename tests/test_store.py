@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from synthtune.core import store as store_module
+from synthtune.core.errors import ConfigError
 from synthtune.core.models import GenerationOutcome, Record, Usage
 from synthtune.core.store import RunStore
 
@@ -73,3 +74,35 @@ def test_reads_and_close_write_what_is_queued(workdir: Path) -> None:
     store.put_record(run_id, 1, Record(id="r1"))
     store.close()
     assert _seen_by_another_process(path) == (0, 2)
+
+
+OLD_SAMPLES = """CREATE TABLE samples (
+    run_id TEXT NOT NULL, seq INTEGER NOT NULL, key TEXT NOT NULL, record_id TEXT NOT NULL,
+    kept INTEGER NOT NULL, text TEXT NOT NULL, PRIMARY KEY (run_id, seq))"""
+
+
+def test_a_store_from_before_layout_1_is_migrated_with_its_samples(workdir: Path) -> None:
+    path = workdir / "old.db"
+    old = sqlite3.connect(path)
+    old.execute(OLD_SAMPLES)
+    old.execute("INSERT INTO samples VALUES ('run', 0, 'k', 'r0', 1, 'the text')")
+    old.commit()
+    old.close()
+    store = RunStore(path)
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == store_module.SCHEMA_VERSION == 1
+    notnull = {row[1]: row[3] for row in store.db.execute("PRAGMA table_info(samples)")}
+    assert notnull["text"] == 0
+    assert store.db.execute("SELECT * FROM samples").fetchall() == [("run", 0, "k", "r0", 1, "the text")]
+    store.put_sample("run", 1, "k", "r1", [("f", True, None)], None)  # allowed now
+    store.close()
+    RunStore(path).close()  # opening it again changes nothing
+
+
+def test_a_store_from_a_newer_synthtune_is_refused_by_name(workdir: Path) -> None:
+    path = workdir / "new.db"
+    RunStore(path).close()
+    newer = sqlite3.connect(path)
+    newer.execute("PRAGMA user_version = 99")
+    newer.close()
+    with pytest.raises(ConfigError, match=r"new\.db: made by a newer synthtune \(layout 99"):
+        RunStore(path)
