@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from pydantic_core import to_json
 from synthtune.core.errors import ConfigError
 from synthtune.core.models import GenerationOutcome, GenerationRequest, Record, TrainingExample
 
@@ -121,6 +122,12 @@ CREATE TABLE IF NOT EXISTS kv (
 );
 """
 )
+
+
+def line_json(line: dict[str, Any]) -> str:
+    """A dataset line as compact JSON (UTF-8 text unescaped). pydantic-core's encoder is about
+    three times as fast as the json module's for these lines."""
+    return to_json(line).decode()
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
@@ -405,7 +412,7 @@ class RunStore:
     ) -> None:
         self.queue(
             "INSERT OR REPLACE INTO examples VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (run_id, seq, sub, key, record_id, example.kind, split, json.dumps(example.line)),
+            (run_id, seq, sub, key, record_id, example.kind, split, line_json(example.line)),
         )
 
     def iter_examples(self, run_id: str, split: str) -> Iterator[str]:
