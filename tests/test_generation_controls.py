@@ -312,3 +312,79 @@ def test_a_400_fails_the_request_without_retrying(workdir: object) -> None:
         [outcome] = asyncio.run(_answer_all(engine, [_request(1)]))
         assert server.chat_count == 1
     assert outcome.error == "HTTP 400: prompt too long" and outcome.attempts == 1
+
+
+class ScriptedTransport:
+    """In-process transport: the first attempt of each request named in ``fail_first`` gets a
+    500; every answer takes a few ms. Records the most requests in flight at once."""
+
+    def __init__(self, fail_first: set[str]) -> None:
+        self.fail_first = set(fail_first)
+        self.in_flight = 0
+        self.most_in_flight_while_sleeping = 0
+        self.sleeping = 0
+
+    async def post_chat(self, body: dict[str, Any]) -> Any:
+        from synthtune.plugins.openai.transport import Completion
+        from synthtune.plugins.openai.transport import Reply as HttpReply
+
+        self.in_flight += 1
+        if self.sleeping:
+            self.most_in_flight_while_sleeping = max(self.most_in_flight_while_sleeping, self.in_flight)
+        await asyncio.sleep(0.002)
+        self.in_flight -= 1
+        name = body["messages"][0]["content"]
+        if name in self.fail_first:
+            self.fail_first.discard(name)
+            return HttpReply(500, {}, error="scripted")
+        return HttpReply(200, {}, completion=Completion(name, "stop", "m", "id", 1, 1))
+
+    async def aclose(self) -> None:
+        pass
+
+
+class GateClock(Clock):
+    """Backoff sleeps wait until the test opens the gate (or ``until`` sleepers are waiting)."""
+
+    def __init__(self, transport: ScriptedTransport, until: int) -> None:
+        self.transport, self.until = transport, until
+        self.gate = asyncio.Event()
+        self.most_sleeping = 0
+
+    async def sleep(self, seconds: float) -> None:
+        self.transport.sleeping += 1
+        self.most_sleeping = max(self.most_sleeping, self.transport.sleeping)
+        if self.transport.sleeping >= self.until:
+            self.gate.set()
+        try:
+            await asyncio.wait_for(self.gate.wait(), timeout=0.5)
+        except TimeoutError:
+            self.gate.set()
+        finally:
+            self.transport.sleeping -= 1
+
+
+def _scripted_engine(transport: ScriptedTransport, clock: Clock, concurrency: int) -> ChatEngine:
+    config = OpenAIGenerateSettings(concurrency=concurrency, base_url="http://127.0.0.1:9/v1")
+    context = RunContext(run_id="t", seed=0, _event=lambda name, n: None)
+    return ChatEngine(config, context, transport, clock=clock, rng=random.Random(0))
+
+
+def test_a_request_waiting_to_retry_does_not_hold_its_slot_idle() -> None:
+    transport = ScriptedTransport(fail_first={"hello 0"})
+    clock = GateClock(transport, until=99)  # the one sleeper waits until the others are done
+    engine = _scripted_engine(transport, clock, concurrency=2)
+    outcomes = asyncio.run(_answer_all(engine, [_request(n) for n in range(12)]))
+    assert sorted(o.text for o in outcomes) == sorted(f"hello {n}" for n in range(12))
+    # while "hello 0" slept before its retry, both slots kept working on the other requests
+    assert transport.most_in_flight_while_sleeping == 2
+
+
+def test_requests_waiting_to_retry_are_bounded_by_twice_the_slots() -> None:
+    names = {f"hello {n}" for n in range(20)}
+    transport = ScriptedTransport(fail_first=names)  # every first attempt fails
+    clock = GateClock(transport, until=99)  # sleepers pile up until the gate times out
+    engine = _scripted_engine(transport, clock, concurrency=2)
+    outcomes = asyncio.run(_answer_all(engine, [_request(n) for n in range(20)]))
+    assert all(o.ok for o in outcomes) and len(outcomes) == 20
+    assert clock.most_sleeping == 4  # spares were started, but never more than 2 x 2 workers

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal
 
 import openai
@@ -131,6 +131,9 @@ class ChatEngine:
         self.completion_mean: float | None = None  # moving average of completion tokens
         self.prompt_ratio = 1.0  # moving average of reported / counted prompt tokens
         self.waits: list[float] = []  # backoff waits, for tests and diagnostics (bounded)
+        # Told +1 when a request starts sleeping before a retry and -1 when it wakes (run()
+        # starts a spare worker so that the slot it released keeps working).
+        self.on_backoff: Callable[[int], None] = lambda change: None
 
     # -- token estimates --------------------------------------------------------------------------
 
@@ -267,18 +270,28 @@ class ChatEngine:
             if len(self.waits) < 10_000:
                 self.waits.append(wait)
             event("retries")
-            await self.clock.sleep(wait)
+            self.on_backoff(1)
+            try:
+                await self.clock.sleep(wait)
+            finally:
+                self.on_backoff(-1)
 
     # -- the stream -------------------------------------------------------------------------------
 
     async def run(self, requests: AsyncIterator[GenerationRequest]) -> AsyncIterator[GenerationOutcome]:
         """Answer every request from ``requests``; yield outcomes as they land, in any order.
 
-        Twice as many workers as slots pull requests, so a request sleeping before its retry
-        does not leave a slot idle."""
+        One worker per slot pulls requests. A worker whose request sleeps before a retry
+        starts a spare first, so the slot it released keeps working (at most twice as many
+        workers as slots), and a worker stops after an answer while more workers are awake
+        than there are slots."""
         results: asyncio.Queue[Any] = asyncio.Queue()
         feed_lock = asyncio.Lock()
         exhausted = False
+        slots = self.settings.concurrency
+        tasks: set[asyncio.Task[None]] = set()
+        awake = 0  # workers not sleeping before a retry
+        running = 0  # workers started and not yet done
 
         async def next_request() -> GenerationRequest | None:
             nonlocal exhausted
@@ -290,17 +303,41 @@ class ChatEngine:
                 return request
 
         async def worker() -> None:
+            nonlocal awake
             try:
                 while (request := await next_request()) is not None:
                     results.put_nowait(await self.answer(request))
+                    if awake > slots:  # a spare's sleeper woke up: one of us can go
+                        break
             except BaseException as error:
                 results.put_nowait(error)
                 raise
             finally:
+                awake -= 1
                 results.put_nowait(_DONE)
 
-        workers = [asyncio.create_task(worker()) for _ in range(2 * self.settings.concurrency)]
-        running = len(workers)
+        def finished(task: asyncio.Task[None]) -> None:
+            tasks.discard(task)
+            if not task.cancelled():
+                task.exception()  # delivered through ``results`` already
+
+        def start_worker() -> None:
+            nonlocal awake, running
+            awake += 1
+            running += 1
+            task = asyncio.create_task(worker())
+            tasks.add(task)
+            task.add_done_callback(finished)
+
+        def on_backoff(change: int) -> None:
+            nonlocal awake
+            awake -= change
+            if change > 0 and awake < slots and running < 2 * slots and not exhausted:
+                start_worker()
+
+        self.on_backoff = on_backoff
+        for _ in range(slots):
+            start_worker()
         try:
             while running:
                 item = await results.get()
@@ -311,9 +348,9 @@ class ChatEngine:
                 else:
                     yield item
         finally:
-            for task in workers:
+            for task in list(tasks):
                 task.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             await self.transport.aclose()
 
 
