@@ -371,14 +371,10 @@ class Pipeline:
         if first is None:  # everything answered already: the backend is never called
             return
 
-        async def chained() -> AsyncIterator[GenerationRequest]:
-            yield first
-            async for request in requests:
-                yield request
-
         choice = self.preset.generate
         call = self.host.stage(choice.plugin, "generate")
-        outcomes = call(requests=chained(), settings=choice.settings, context=self._context(choice.plugin))
+        feed = _Prepended(first, requests)
+        outcomes = call(requests=feed, settings=choice.settings, context=self._context(choice.plugin))
         async for outcome in outcomes:
             self._on_outcome(outcome)
         for key in list(self._pending):
@@ -400,6 +396,30 @@ class Pipeline:
         )
         report["stats"] = run_statistics(self.store, self.run_id)
         return report
+
+
+class _Prepended:
+    """``first``, then the rest of ``rest``: an async iterator without a generator frame of its
+    own (the backend pulls every request of the run through it)."""
+
+    def __init__(self, first: GenerationRequest, rest: AsyncIterator[GenerationRequest]) -> None:
+        self._first: GenerationRequest | None = first
+        self._rest = rest
+
+    def __aiter__(self) -> _Prepended:
+        return self
+
+    async def __anext__(self) -> GenerationRequest:
+        first = self._first
+        if first is not None:
+            self._first = None
+            return first
+        return await self._rest.__anext__()
+
+    async def aclose(self) -> None:
+        aclose = getattr(self._rest, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 def _reason_kind(reason: str | None) -> str:

@@ -102,6 +102,11 @@ class StageCall:
             raise
         except Exception as error:
             raise PluginError(self.plugin, self.stage, error) from error
+        kind = type(result)
+        if kind is list or kind is tuple:  # the common case first: prompt and format lists
+            for item in result:
+                self._check(item)
+            return result
         # Generators run their body only when iterated: guard the iteration too.
         if isinstance(result, AsyncIterator):
             return self._guard_async(result)

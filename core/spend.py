@@ -62,7 +62,7 @@ def estimate_request(
 ) -> RequestEstimate:
     """Tokens and dollars ``request`` is expected to cost; its ``model`` must be set."""
     assert request.model is not None
-    messages = [m.model_dump(exclude_none=True) for m in request.messages]
+    messages = request.message_dicts()
     prompt = count_messages(messages, request.model)
     ceiling = request.params.max_tokens is not None
     completion = request.params.max_tokens if ceiling else output_tokens

@@ -88,7 +88,7 @@ class SampleMeasures:
     ) -> None:
         """Record the lengths of sample ``seq``: its request messages and its (cleaned) text."""
         model = request.model or self.model
-        messages = [m.model_dump(exclude_none=True) for m in request.messages]
+        messages = request.message_dicts()
         input_chars = sum(_content_chars(m.get("content")) for m in messages)
         usage = generation.usage
         input_tokens = usage.prompt_tokens or self._count(tokens.count_messages, messages, model)
@@ -121,20 +121,35 @@ def _check(metric: str, scope: str = "all") -> None:
         raise ValueError(f"scope must be one of {SCOPES}")
 
 
-def _sorted_values(store: RunStore, run_id: str, metric: str) -> tuple[array[int], array[int]]:
+def _sample_states(store: RunStore, run_id: str) -> bytearray:
+    """Per sample number: 0 no such sample, 1 dropped or rejected, 2 kept (a byte a sample)."""
+    top = store.db.execute("SELECT MAX(seq) FROM samples WHERE run_id = ?", (run_id,)).fetchone()[0]
+    states = bytearray(0 if top is None else top + 1)
+    for seq, kept in store.db.execute("SELECT seq, kept FROM samples WHERE run_id = ?", (run_id,)):
+        states[seq] = 2 if kept else 1
+    return states
+
+
+def _sorted_values(
+    store: RunStore, run_id: str, metric: str, states: bytearray | None = None
+) -> tuple[array[int], array[int]]:
     """One metric over a run's samples, in ascending order: for all samples, and for the kept
     ones. One sorted pass in SQLite; 8 bytes a value in memory."""
+    if states is None:
+        states = _sample_states(store, run_id)
     every, kept = array("q"), array("q")
     rows = store.db.execute(
-        f"SELECT m.{metric}, s.kept FROM sample_measures m"
-        " JOIN samples s ON s.run_id = m.run_id AND s.seq = m.seq"
-        f" WHERE m.run_id = ? AND m.{metric} IS NOT NULL ORDER BY m.{metric}",
+        f"SELECT seq, {metric} FROM sample_measures WHERE run_id = ? AND {metric} IS NOT NULL"
+        f" ORDER BY {metric}",
         (run_id,),
     )
-    for value, is_kept in rows:
-        every.append(value)
-        if is_kept:
-            kept.append(value)
+    size = len(states)
+    for seq, value in rows:
+        state = states[seq] if seq < size else 0
+        if state:
+            every.append(value)
+            if state == 2:
+                kept.append(value)
     return every, kept
 
 
@@ -173,12 +188,13 @@ def _histogram(metric: str, every: array[int], kept: array[int], bins: int) -> d
 
 
 def metric_summary(
-    store: RunStore, run_id: str, metric: str, bins: int = 20
+    store: RunStore, run_id: str, metric: str, bins: int = 20, states: bytearray | None = None
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None, dict[str, Any] | None]:
     """:func:`distribution` for all and for kept samples, and :func:`histogram`, of one metric,
-    from a single sorted read of the store."""
+    from a single sorted read of the store (``states``: from :func:`_sample_states`, to share
+    between metrics)."""
     _check(metric)
-    every, kept = _sorted_values(store, run_id, metric)
+    every, kept = _sorted_values(store, run_id, metric, states)
     return _summary(every), _summary(kept), _histogram(metric, every, kept, bins)
 
 
@@ -321,7 +337,8 @@ def run_statistics(store: RunStore, run_id: str, bins: int = 20) -> dict[str, An
         for kind, pattern in DUPLICATE_KINDS.items()
     }
     duplicates["total"] = sum(duplicates.values())
-    summaries = {metric: metric_summary(store, run_id, metric, bins) for metric in METRICS}
+    states = _sample_states(store, run_id)
+    summaries = {metric: metric_summary(store, run_id, metric, bins, states) for metric in METRICS}
     lengths = {
         scope: {metric: summaries[metric][index] for metric in METRICS} for index, scope in enumerate(SCOPES)
     }

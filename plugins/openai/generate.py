@@ -94,7 +94,7 @@ def request_body(request: GenerationRequest, settings: OpenAIGenerateSettings) -
     max_tokens = params.pop("max_tokens", None)
     body: dict[str, Any] = {
         "model": request.model,
-        "messages": [m.model_dump(exclude_none=True) for m in request.messages],
+        "messages": request.message_dicts(),
         **params,
     }
     if max_tokens is not None:
@@ -354,7 +354,7 @@ class ChatEngine:
             await self.transport.aclose()
 
 
-async def generate_chat(
+def generate_chat(
     requests: AsyncIterator[GenerationRequest],
     settings: OpenAIGenerateSettings,
     context: RunContext,
@@ -370,6 +370,4 @@ async def generate_chat(
         )
     except (openai.OpenAIError, ValueError, RuntimeError) as error:
         raise ConfigError(f"openai client: {error}") from None
-    engine = ChatEngine(settings, context, transport)
-    async for outcome in engine.run(requests):
-        yield outcome
+    return ChatEngine(settings, context, transport).run(requests)
