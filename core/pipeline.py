@@ -46,6 +46,11 @@ from synthtune.core.store import RunStore
 
 log = logging.getLogger("synthtune")
 
+# Requests are looked up in the run store in groups of up to PROBE_BATCH (one query instead of
+# one each), closed early once PROBE_WAIT seconds have passed so a slow source is not held up.
+PROBE_BATCH = 64
+PROBE_WAIT = 0.005
+
 
 @dataclass
 class RunStats:
@@ -144,6 +149,7 @@ class Pipeline:
         self.measures = SampleMeasures(store, preset.model)
         self._contexts: dict[str, RunContext] = {}
         self._commit_scheduled = False
+        self._answered: set[str] = set()  # keys answered since the last look-up in the store
 
     # -- context -----------------------------------------------------------------------------------
 
@@ -203,24 +209,46 @@ class Pipeline:
                 seq += 1
         self.stats.source_done = True
 
+    def _chunks(self) -> Iterator[list[tuple[int, Record, GenerationRequest]]]:
+        """The requests in groups to look up in the store together: up to PROBE_BATCH, fewer
+        when the source is slow (a group is closed once PROBE_WAIT has passed), so a request
+        never waits for records that are not there yet by more than one record's time."""
+        requests = self._requests()
+        while True:
+            chunk: list[tuple[int, Record, GenerationRequest]] = []
+            started = time.perf_counter()
+            for item in requests:
+                chunk.append(item)
+                if len(chunk) >= PROBE_BATCH or time.perf_counter() - started > PROBE_WAIT:
+                    break
+            if not chunk:
+                return
+            yield chunk
+
     async def _uncached(self) -> AsyncIterator[GenerationRequest]:
         """Requests that need the backend. Cached ones are processed inline as they come."""
-        for seq, record, request in self._requests():
-            assert request.key is not None
-            if request.key in self._pending:  # same request twice in one run: ask once
-                self._pending[request.key].waiters.append((seq, record, request))
-                continue
-            cached = self.store.get_generation(request.key)
-            if cached is not None:
-                self.stats.cached += 1
-                self._process(seq, record, request, cached)
-                continue
-            if self.cap is not None and not self._admit(request):
-                self.stats.not_sent_cost_cap += 1
-                continue
-            self.store.put_request(request)
-            self._pending[request.key] = _Pending(seq, record, request)
-            yield request
+        for chunk in self._chunks():
+            known = self.store.known_generations([request.key for _, _, request in chunk if request.key])
+            # Answers stored from now on are not in ``known``: _on_outcome notes their keys, so
+            # a later twin of an answered request is still served from the store.
+            self._answered.clear()
+            for seq, record, request in chunk:
+                assert request.key is not None
+                if request.key in self._pending:  # same request twice in one run: ask once
+                    self._pending[request.key].waiters.append((seq, record, request))
+                    continue
+                in_store = request.key in known or request.key in self._answered
+                cached = self.store.get_generation(request.key) if in_store else None
+                if cached is not None:
+                    self.stats.cached += 1
+                    self._process(seq, record, request, cached)
+                    continue
+                if self.cap is not None and not self._admit(request):
+                    self.stats.not_sent_cost_cap += 1
+                    continue
+                self.store.put_request(request)
+                self._pending[request.key] = _Pending(seq, record, request)
+                yield request
 
     def _admit(self, request: GenerationRequest) -> bool:
         """Whether the cost cap lets ``request`` go to the backend (reserving its estimate)."""
@@ -318,6 +346,8 @@ class Pipeline:
             self.cap.settle(outcome.key, outcome.cost if outcome.ok else None)
         self.store.put_outcome(self.run_id, outcome, pending.record.id, commit=False)
         self._commit_soon()
+        if outcome.ok:
+            self._answered.add(outcome.key)
         if not outcome.ok:
             self.stats.failed += 1 + len(pending.waiters)
             self._progress()

@@ -306,6 +306,14 @@ class RunStore:
 
     # -- generations: committed one by one -------------------------------------------------------
 
+    def known_generations(self, keys: list[str]) -> set[str]:
+        """Which of ``keys`` have an answer in the store (one query; at most 500 keys)."""
+        if not keys:
+            return set()
+        marks = ",".join("?" * len(keys))
+        rows = self._conn.execute(f"SELECT key FROM generations WHERE key IN ({marks})", keys)
+        return {row[0] for row in rows}
+
     def get_generation(self, key: str) -> GenerationOutcome | None:
         row = self._conn.execute(
             "SELECT text, finish_reason, model, prompt_tokens, completion_tokens, cost,"

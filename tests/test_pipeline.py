@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -279,3 +280,53 @@ def test_a_raising_filter_is_reported_with_plugin_and_stage(toy_host, workdir: P
     assert result.exit_code == 1
     assert "plugin 'broken' failed in stage 'filter': boom" in result.output
     assert "Traceback" not in result.output
+
+
+class SlowSource:
+    """A source that takes a while per record; counts what it has produced."""
+
+    def __init__(self) -> None:
+        self.produced = 0
+
+    @hookimpl
+    def source(self) -> Iterator[Record]:
+        for i in range(6):
+            time.sleep(0.03)
+            self.produced += 1
+            yield Record(id=f"r{i}", data={"word": f"word{i}-long-enough"})
+
+
+def test_a_slow_source_is_not_held_up_by_store_lookups(toy_host, workdir: Path) -> None:
+    host, backend = toy_host
+    slow = SlowSource()
+    assert host.register(slow, "slow")
+    seen: list[int] = []
+    original = backend._answer
+
+    async def answer(requests: AsyncIterator[GenerationRequest]) -> AsyncIterator[GenerationOutcome]:
+        async for outcome in original(_Recording(requests, slow, seen)):
+            yield outcome
+
+    backend._answer = answer  # type: ignore[method-assign]
+    try:
+        report = run(host, workdir, PRESET.replace('[source]\nplugin = "toy"', '[source]\nplugin = "slow"'))
+    finally:
+        host.unregister("slow")
+    assert report["generated"] == 6
+    # each request reached the backend as soon as its record existed, not in a batch
+    assert seen == [1, 2, 3, 4, 5, 6]
+
+
+class _Recording:
+    """Passes requests on, noting how many records the source had produced for each."""
+
+    def __init__(self, inner: AsyncIterator[GenerationRequest], source: SlowSource, seen: list[int]) -> None:
+        self.inner, self.source, self.seen = inner, source, seen
+
+    def __aiter__(self) -> _Recording:
+        return self
+
+    async def __anext__(self) -> GenerationRequest:
+        request = await self.inner.__anext__()
+        self.seen.append(self.source.produced)
+        return request
