@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field
 
 JsonDict = dict[str, Any]
 
@@ -82,17 +82,10 @@ class GenerationRequest(BaseModel):
     record_id: str | None = None
     key: str | None = None
 
-    # (the messages list it was made from, its dicts): see message_dicts
-    _dumped: tuple[list[ChatMessage], list[JsonDict]] | None = PrivateAttr(default=None)
-
     def message_dicts(self) -> list[JsonDict]:
         """The messages as JSON objects, ``None`` fields left out: what the API and the cache
-        key see. Made once per messages list (the key, the request body and the statistics
-        all need them); treat the result as read-only."""
-        dumped = self._dumped
-        if dumped is None or dumped[0] is not self.messages:
-            dumped = self._dumped = (self.messages, [m.model_dump(exclude_none=True) for m in self.messages])
-        return dumped[1]
+        key see."""
+        return [m.model_dump(exclude_none=True) for m in self.messages]
 
     def cache_identity(self) -> JsonDict:
         """What the cache key is computed from: the request itself, nothing else."""

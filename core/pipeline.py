@@ -36,10 +36,10 @@ from synthtune.core.plugins import PluginHost, StageCall
 from synthtune.core.presets import ResolvedPreset
 from synthtune.core.spend import (
     DEFAULT_OUTPUT_TOKENS,
+    AnswerPricer,
     SpendCap,
     estimate_request,
     priced_as_batch,
-    usage_cost,
 )
 from synthtune.core.stats import SampleMeasures, run_statistics
 from synthtune.core.store import RunStore
@@ -145,6 +145,7 @@ class Pipeline:
         # Spend: answers are priced at the batch discount when the backend runs in batch mode.
         self.batch_priced = priced_as_batch(preset.generate.settings)
         self.cap = SpendCap(max_cost) if max_cost is not None else None
+        self._price = AnswerPricer(batch=self.batch_priced)
         self.output_tokens = output_tokens
         self.measures = SampleMeasures(store, preset.model)
         self._contexts: dict[str, RunContext] = {}
@@ -339,9 +340,7 @@ class Pipeline:
             return
         if outcome.ok and outcome.cost is None:
             # Backends may price their answers (batch mode does); otherwise list price x usage.
-            outcome.cost = usage_cost(
-                pending.request.model or outcome.model, outcome.usage, batch=self.batch_priced
-            )
+            outcome.cost = self._price(pending.request.model or outcome.model, outcome.usage)
         if self.cap is not None:
             self.cap.settle(outcome.key, outcome.cost if outcome.ok else None)
         self.store.put_outcome(self.run_id, outcome, pending.record.id, commit=False)

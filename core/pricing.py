@@ -13,7 +13,7 @@ import tomllib
 from importlib.resources import files
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from synthtune.core.errors import ConfigError
 from synthtune.core.tokens import base_model
 
@@ -36,18 +36,9 @@ class PriceTable(BaseModel):
     batch_discount: float = Field(default=0.5, ge=0, le=1)
     models: dict[str, ModelPrice] = Field(default_factory=dict)
 
-    # lookups made so far (a run prices every answer of the same model or two)
-    _found: dict[str, ModelPrice | None] = PrivateAttr(default_factory=dict)
-
     def lookup(self, model: str) -> ModelPrice | None:
         """The price of ``model``: exact name, else the longest known prefix (dated snapshots),
         else for fine-tuned ``ft:BASE:...`` models the base model's fine-tuned prices."""
-        if model in self._found:
-            return self._found[model]
-        price = self._found[model] = self._lookup(model)
-        return price
-
-    def _lookup(self, model: str) -> ModelPrice | None:
         name = base_model(model)
         if name in self.models:
             price = self.models[name]
@@ -64,7 +55,12 @@ class PriceTable(BaseModel):
         self, model: str, prompt_tokens: int, completion_tokens: int, *, batch: bool = False
     ) -> float | None:
         """Dollars for one completion, or None when the model has no price."""
-        price = self.lookup(model)
+        return self.cost_at(self.lookup(model), prompt_tokens, completion_tokens, batch=batch)
+
+    def cost_at(
+        self, price: ModelPrice | None, prompt_tokens: int, completion_tokens: int, *, batch: bool = False
+    ) -> float | None:
+        """Dollars for one completion at ``price`` (a :meth:`lookup` result), or None."""
         if price is None or price.input is None or price.output is None:
             return None
         cost = (prompt_tokens * price.input + completion_tokens * price.output) / 1_000_000

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from synthtune.core.models import GenerationRequest, Usage
-from synthtune.core.pricing import price_table
+from synthtune.core.pricing import ModelPrice, PriceTable, price_table
 from synthtune.core.tokens import count_messages
 
 log = logging.getLogger("synthtune")
@@ -76,6 +76,30 @@ def usage_cost(model: str | None, usage: Usage, *, batch: bool = False) -> float
     if not model:
         return None
     return price_table().generation_cost(model, usage.prompt_tokens, usage.completion_tokens, batch=batch)
+
+
+class AnswerPricer:
+    """:func:`usage_cost` for one run: the price table is read and each model's price looked
+    up once, not for every answer."""
+
+    def __init__(self, *, batch: bool) -> None:
+        self.batch = batch
+        self._table: PriceTable | None = None
+        self._prices: dict[str, ModelPrice | None] = {}
+
+    def __call__(self, model: str | None, usage: Usage) -> float | None:
+        if not model:
+            return None
+        table = self._table
+        if table is None:
+            table = self._table = price_table()
+        price = self._prices.get(model, _UNKNOWN)
+        if price is _UNKNOWN:
+            price = self._prices[model] = table.lookup(model)
+        return table.cost_at(price, usage.prompt_tokens, usage.completion_tokens, batch=self.batch)
+
+
+_UNKNOWN: Any = object()
 
 
 @dataclass

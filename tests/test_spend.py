@@ -203,3 +203,22 @@ def test_max_cost_in_batch_mode_admits_requests_at_the_batch_price(
     report = json.loads((workdir / "runs" / "plot-generator" / "report.json").read_text())
     assert report["cost_usd"] == pytest.approx(spend, abs=1e-6) and spend <= cap
     assert report["not_sent_cost_cap"] == 10 - len(lines)
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_a_runs_pricer_prices_answers_as_usage_cost_does(batch: bool) -> None:
+    from synthtune.core.models import Usage
+    from synthtune.core.spend import AnswerPricer, usage_cost
+
+    pricer = AnswerPricer(batch=batch)
+    usage = Usage(prompt_tokens=1234, completion_tokens=567)
+    for model in [
+        "gpt-4.1-mini",
+        "gpt-4.1-mini-2025-04-14",
+        "ft:gpt-4.1-mini:acme::x1",
+        "no-such-model",
+        None,
+    ]:
+        for _ in range(2):  # the second time from its cache
+            assert pricer(model, usage) == usage_cost(model, usage, batch=batch)
+    assert pricer("gpt-4.1-mini", usage) is not None and pricer("no-such-model", usage) is None
