@@ -287,11 +287,11 @@ def _cut(text: str, limit: int) -> str:
 
 def _rows(store: RunStore, run_id: str, text_chars: int) -> Iterator[str]:
     cursor = store.db.execute(
-        f"SELECT s.seq, s.record_id, r.category, s.kept, v.filter, v.reason, {SAMPLE_TEXT}, q.body_json,"
+        "SELECT s.seq, s.record_id, r.category, s.kept, v.filter, v.reason,"
+        f" {SAMPLE_TEXT}, g.request_json,"
         " m.output_chars, m.output_tokens, m.input_tokens"
         " FROM samples s"
         " LEFT JOIN records r ON r.run_id = s.run_id AND r.record_id = s.record_id"
-        " LEFT JOIN requests q ON q.key = s.key"
         f"{SAMPLE_GENERATION}"
         " LEFT JOIN sample_measures m ON m.run_id = s.run_id AND m.seq = s.seq"
         " LEFT JOIN verdicts v ON v.run_id = s.run_id AND v.seq = s.seq AND v.kept = 0"

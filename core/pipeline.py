@@ -247,7 +247,6 @@ class Pipeline:
                 if self.cap is not None and not self._admit(request):
                     self.stats.not_sent_cost_cap += 1
                     continue
-                self.store.put_request(request)
                 self._pending[request.key] = _Pending(seq, record, request)
                 yield request
 
@@ -343,7 +342,13 @@ class Pipeline:
             outcome.cost = self._price(pending.request.model or outcome.model, outcome.usage)
         if self.cap is not None:
             self.cap.settle(outcome.key, outcome.cost if outcome.ok else None)
-        self.store.put_outcome(self.run_id, outcome, pending.record.id, commit=False)
+        self.store.put_outcome(
+            self.run_id,
+            outcome,
+            pending.record.id,
+            request_json=pending.request.model_dump_json(exclude={"key"}),
+            commit=False,
+        )
         self._commit_soon()
         if outcome.ok:
             self._answered.add(outcome.key)
@@ -386,6 +391,7 @@ class Pipeline:
                     self.run_id,
                     GenerationOutcome(key=key, error="interrupted before an answer", attempts=0),
                     pending.record.id,
+                    request_json=pending.request.model_dump_json(exclude={"key"}),
                 )
             report = self._report(status, time.monotonic() - started)
             self.store.finish_run(self.run_id, status, report)

@@ -123,11 +123,11 @@ class RunReview:
     def sample(self, seq: int) -> SampleView:
         """Everything review shows about sample ``seq``."""
         row = self.store.db.execute(
-            f"SELECT s.seq, s.record_id, r.category, s.kept, v.filter, v.reason, {SAMPLE_TEXT}, q.body_json,"
+            "SELECT s.seq, s.record_id, r.category, s.kept, v.filter, v.reason,"
+            f" {SAMPLE_TEXT}, g.request_json,"
             " m.input_chars, m.input_tokens, m.output_chars, m.output_tokens"
             " FROM samples s"
             " LEFT JOIN records r ON r.run_id = s.run_id AND r.record_id = s.record_id"
-            " LEFT JOIN requests q ON q.key = s.key"
             f"{SAMPLE_GENERATION}"
             " LEFT JOIN sample_measures m ON m.run_id = s.run_id AND m.seq = s.seq"
             " LEFT JOIN verdicts v ON v.run_id = s.run_id AND v.seq = s.seq AND v.kept = 0"

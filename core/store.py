@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic_core import to_json
 from synthtune.core.errors import ConfigError
-from synthtune.core.models import GenerationOutcome, GenerationRequest, Record, TrainingExample
+from synthtune.core.models import GenerationOutcome, Record, TrainingExample
 
 # A sample's text is NULL when it is its generation's text unchanged (no filter rewrote it),
 # which is most samples: each answer is then stored once. Read it as SAMPLE_TEXT.
@@ -43,8 +43,9 @@ SAMPLE_TEXT = "COALESCE(s.text, g.text)"
 SAMPLE_GENERATION = " LEFT JOIN generations g ON g.key = s.key"
 
 # The layout's version, kept in SQLite's ``user_version``. 0: samples.text NOT NULL; 1: NULL
-# allowed (see SAMPLES_TABLE). Older stores are migrated when opened.
-SCHEMA_VERSION = 1
+# allowed (see SAMPLES_TABLE); 2: a request is kept with its answer (generations.request_json)
+# or its failure, not in a table of its own. Older stores are migrated when opened.
+SCHEMA_VERSION = 2
 
 SCHEMA = (
     SAMPLES_TABLE.format(name="samples")
@@ -67,10 +68,6 @@ CREATE TABLE IF NOT EXISTS records (
     record_json TEXT NOT NULL,
     PRIMARY KEY (run_id, record_id)
 );
-CREATE TABLE IF NOT EXISTS requests (
-    key TEXT PRIMARY KEY,
-    body_json TEXT NOT NULL
-);
 CREATE TABLE IF NOT EXISTS generations (
     key TEXT PRIMARY KEY,
     text TEXT NOT NULL,
@@ -82,7 +79,8 @@ CREATE TABLE IF NOT EXISTS generations (
     response_id TEXT,
     attempts INTEGER NOT NULL,
     run_id TEXT,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    request_json TEXT
 );
 CREATE TABLE IF NOT EXISTS failures (
     run_id TEXT NOT NULL,
@@ -91,6 +89,7 @@ CREATE TABLE IF NOT EXISTS failures (
     error TEXT NOT NULL,
     attempts INTEGER NOT NULL,
     created_at REAL NOT NULL,
+    request_json TEXT,
     PRIMARY KEY (run_id, key)
 );
 CREATE TABLE IF NOT EXISTS verdicts (
@@ -149,6 +148,18 @@ def _migrate(conn: sqlite3.Connection) -> None:
                 conn.execute("INSERT INTO samples_v1 SELECT * FROM samples")
                 conn.execute("DROP TABLE samples")
                 conn.execute("ALTER TABLE samples_v1 RENAME TO samples")
+        if version < 2:
+            for table in ("generations", "failures"):
+                names = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+                if "request_json" not in names:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN request_json TEXT")
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'requests'").fetchone():
+                for table in ("generations", "failures"):
+                    conn.execute(
+                        f"UPDATE {table} SET request_json = (SELECT body_json FROM requests r"
+                        f" WHERE r.key = {table}.key) WHERE request_json IS NULL"
+                    )
+                conn.execute("DROP TABLE requests")
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
@@ -290,18 +301,12 @@ class RunStore:
         ids = [r[0] for r in self.db.execute("SELECT id FROM runs ORDER BY started_at")]
         return [info for i in ids if (info := self.run_info(i)) is not None]
 
-    # -- records and requests -------------------------------------------------------------------
+    # -- records -------------------------------------------------------------------
 
     def put_record(self, run_id: str, seq: int, record: Record) -> None:
         self.queue(
             "INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?)",
             (run_id, record.id, seq, record.category, record.model_dump_json()),
-        )
-
-    def put_request(self, request: GenerationRequest) -> None:
-        self.queue(
-            "INSERT OR REPLACE INTO requests VALUES (?, ?)",
-            (request.key, request.model_dump_json(exclude={"key"})),
         )
 
     # -- generations: committed one by one -------------------------------------------------------
@@ -335,9 +340,16 @@ class RunStore:
         )
 
     def put_outcome(
-        self, run_id: str, outcome: GenerationOutcome, record_id: str | None, *, commit: bool = True
+        self,
+        run_id: str,
+        outcome: GenerationOutcome,
+        record_id: str | None,
+        *,
+        request_json: str | None = None,
+        commit: bool = True,
     ) -> None:
-        """Commit an answer (or a failure) now, together with any pending derived rows.
+        """Commit an answer (or a failure) now, with the request it answers (``request_json``,
+        the :class:`GenerationRequest` as JSON), together with any pending derived rows.
 
         ``commit=False`` leaves the transaction open for the caller to :meth:`commit_answers`
         very soon: the pipeline commits once per event-loop turn, so answers that arrive
@@ -347,7 +359,9 @@ class RunStore:
         self._begin()
         if outcome.ok:
             self._conn.execute(
-                "INSERT OR REPLACE INTO generations VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT OR REPLACE INTO generations (key, text, finish_reason, model, prompt_tokens,"
+                " completion_tokens, cost, response_id, attempts, run_id, created_at, request_json)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     outcome.key,
                     outcome.text,
@@ -360,6 +374,7 @@ class RunStore:
                     outcome.attempts,
                     run_id,
                     now,
+                    request_json,
                 ),
             )
             if (run_id, outcome.key) in self._failed:
@@ -368,7 +383,8 @@ class RunStore:
         else:
             self._failed.add((run_id, outcome.key))
             self._conn.execute(
-                "INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO failures (run_id, key, record_id, error, attempts, created_at,"
+                " request_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     run_id,
                     outcome.key,
@@ -376,6 +392,7 @@ class RunStore:
                     outcome.error or "no answer",
                     outcome.attempts,
                     now,
+                    request_json,
                 ),
             )
         if commit:
@@ -473,7 +490,7 @@ class RunStore:
             "SELECT record_json FROM records WHERE run_id = ? AND record_id = ?",
             (run_id, record_id),
         ).fetchone()
-        request = self.db.execute("SELECT body_json FROM requests WHERE key = ?", (key,)).fetchone()
+        request = self.db.execute("SELECT request_json FROM generations WHERE key = ?", (key,)).fetchone()
         generation = self.get_generation(key)
         verdicts = self.db.execute(
             "SELECT filter, kept, reason FROM verdicts WHERE run_id = ? AND seq = ? ORDER BY position",
@@ -481,7 +498,7 @@ class RunStore:
         ).fetchall()
         return {
             "record": json.loads(record[0]) if record else None,
-            "request": json.loads(request[0]) if request else None,
+            "request": json.loads(request[0]) if request and request[0] else None,
             "generation": generation.model_dump() if generation else None,
             "verdicts": [{"filter": f, "kept": bool(k), "reason": r} for f, k, r in verdicts],
             "kept": bool(kept),

@@ -218,6 +218,10 @@ def test_failures_are_recorded_and_only_they_are_retried(toy_host, workdir: Path
     saved = json.loads((workdir / "out" / "report.json").read_text())
     assert saved["failures"][0]["record_id"] == "r1"
     assert "scripted" in saved["failures"][0]["error"]
+    store = RunStore(workdir / "store.db")  # the failed request is kept with its failure
+    (request_json,) = store.db.execute("SELECT request_json FROM failures").fetchone()
+    store.close()
+    assert json.loads(request_json)["messages"] == [{"role": "user", "content": "beta"}]
     backend.fail = set()
     backend.answered.clear()
     report = run(host, workdir)

@@ -89,7 +89,7 @@ def test_a_store_from_before_layout_1_is_migrated_with_its_samples(workdir: Path
     old.commit()
     old.close()
     store = RunStore(path)
-    assert store.db.execute("PRAGMA user_version").fetchone()[0] == store_module.SCHEMA_VERSION == 1
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == store_module.SCHEMA_VERSION == 2
     notnull = {row[1]: row[3] for row in store.db.execute("PRAGMA table_info(samples)")}
     assert notnull["text"] == 0
     assert store.db.execute("SELECT * FROM samples").fetchall() == [("run", 0, "k", "r0", 1, "the text")]
@@ -106,3 +106,35 @@ def test_a_store_from_a_newer_synthtune_is_refused_by_name(workdir: Path) -> Non
     newer.close()
     with pytest.raises(ConfigError, match=r"new\.db: made by a newer synthtune \(layout 99"):
         RunStore(path)
+
+
+def test_a_layout_1_store_keeps_its_requests_with_their_answers_and_failures(workdir: Path) -> None:
+    path = workdir / "v1.db"
+    old = sqlite3.connect(path)
+    old.executescript(
+        """
+        CREATE TABLE requests (key TEXT PRIMARY KEY, body_json TEXT NOT NULL);
+        CREATE TABLE generations (key TEXT PRIMARY KEY, text TEXT NOT NULL, finish_reason TEXT,
+            model TEXT, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL, cost REAL,
+            response_id TEXT, attempts INTEGER NOT NULL, run_id TEXT, created_at REAL NOT NULL);
+        CREATE TABLE failures (run_id TEXT NOT NULL, key TEXT NOT NULL, record_id TEXT,
+            error TEXT NOT NULL, attempts INTEGER NOT NULL, created_at REAL NOT NULL,
+            PRIMARY KEY (run_id, key));
+        INSERT INTO requests VALUES ('ka', '{"messages": ["a"]}'), ('kf', '{"messages": ["f"]}');
+        INSERT INTO generations VALUES ('ka', 'answer', 'stop', 'm', 1, 2, NULL, 'id', 1, 'run', 0);
+        INSERT INTO failures VALUES ('run', 'kf', 'r1', 'HTTP 500', 3, 0);
+        PRAGMA user_version = 1;
+        """
+    )
+    old.close()
+    store = RunStore(path)
+    db = store.db
+    assert db.execute("SELECT request_json FROM generations WHERE key = 'ka'").fetchone() == (
+        '{"messages": ["a"]}',
+    )
+    assert db.execute("SELECT request_json FROM failures WHERE key = 'kf'").fetchone() == (
+        '{"messages": ["f"]}',
+    )
+    assert db.execute("SELECT 1 FROM sqlite_master WHERE name = 'requests'").fetchone() is None
+    assert store.get_generation("ka") is not None
+    store.close()
