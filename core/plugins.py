@@ -97,7 +97,10 @@ class StageCall:
 
     def __call__(self, **kwargs: Any) -> Any:
         try:
-            result = self.function(**{name: kwargs[name] for name in self.argnames})
+            if len(kwargs) == len(self.argnames):  # takes every argument: pass them as they are
+                result = self.function(**kwargs)
+            else:
+                result = self.function(**{name: kwargs[name] for name in self.argnames})
         except SynthtuneError:
             raise
         except Exception as error:

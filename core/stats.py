@@ -88,10 +88,11 @@ class SampleMeasures:
     ) -> None:
         """Record the lengths of sample ``seq``: its request messages and its (cleaned) text."""
         model = request.model or self.model
-        messages = request.message_dicts()
-        input_chars = sum(_content_chars(m.get("content")) for m in messages)
+        input_chars = sum(_content_chars(m.content) for m in request.messages)
         usage = generation.usage
-        input_tokens = usage.prompt_tokens or self._count(tokens.count_messages, messages, model)
+        input_tokens = usage.prompt_tokens or self._count(
+            tokens.count_messages, request.message_dicts(), model
+        )
         unchanged = generation.text is not None and generation.text.strip() == text.strip()
         output_tokens = (
             usage.completion_tokens
