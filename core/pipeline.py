@@ -350,12 +350,11 @@ class Pipeline:
             commit=False,
         )
         self._commit_soon()
-        if outcome.ok:
-            self._answered.add(outcome.key)
         if not outcome.ok:
             self.stats.failed += 1 + len(pending.waiters)
             self._progress()
             return
+        self._answered.add(outcome.key)
         self.stats.generated += 1
         self.stats.prompt_tokens += outcome.usage.prompt_tokens
         self.stats.completion_tokens += outcome.usage.completion_tokens
