@@ -76,6 +76,18 @@ def register_commands(cli: Any) -> None:
     """
 
 
+@hookspec
+def register_job_backends(register: Callable[..., None]) -> None:
+    """Let ``tune jobs`` list, show, follow and cancel this trainer's hosted jobs.
+
+    Called once on every plugin when ``tune jobs`` or ``tune train --list-backends`` needs the
+    job backends. Call ``register(backend)`` with a
+    :class:`~synthtune.core.jobs.backend.JobBackend` whose ``name`` is the plugin's name (its job
+    records live in the run store under that namespace). The core owns name clashes: a second
+    backend of the same name is reported as a warning and the first one wins.
+    """
+
+
 # --------------------------------------------------------------------------------------------
 # Stage hooks: called only on the plugin the preset names for that stage.
 # --------------------------------------------------------------------------------------------

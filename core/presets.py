@@ -23,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 from synthtune.core.errors import ConfigError
 from synthtune.core.plugins import PluginHost
 from synthtune.core.settings import GenerateSettings, OutputSettings
+from synthtune.core.train_alternatives import choose_train_table, overridden_train_keys
 
 USER_DIR_ENV = "SYNTHTUNE_PRESETS_DIR"
 SINGLE_STAGES = ("source", "prompt", "generate", "format", "train")
@@ -283,9 +284,12 @@ def resolve(entry: PresetEntry, host: PluginHost, overrides: Iterable[str] = ())
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{origin}: invalid TOML: {error}") from None
     data = copy.deepcopy(data)
-    for assignment in overrides:
-        path, value = parse_override(assignment)
+    base_trainer = data["train"].get("plugin") if isinstance(data.get("train"), dict) else None
+    parsed = [parse_override(assignment) for assignment in overrides]
+    for path, value in parsed:
         apply_override(data, path, value, origin)
+    if "train" in data:  # --set train.plugin=X picks the preset's [train.alternatives.X]
+        data["train"] = choose_train_table(data["train"], base_trainer, overridden_train_keys(parsed), origin)
 
     unknown = sorted(set(data) - TOP_LEVEL_KEYS)
     if unknown:

@@ -39,12 +39,20 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in (
         "OPENAI_API_KEY",
         "OPENAI_BASE_URL",
+        "TOGETHER_API_KEY",
+        "TOGETHER_BASE_URL",
+        "FIREWORKS_API_KEY",
+        "FIREWORKS_ACCOUNT_ID",
+        "FIREWORKS_BASE_URL",
         "SYNTHTUNE_STORE",
         "SYNTHTUNE_TRACEBACK",
         "SYNTHTUNE_LOAD_PLUGINS",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("SYNTHTUNE_DISABLE_PLUGINS", TEST_DISABLED_PLUGINS)
+    # OpenAI's fine-tuning cut-off depends on the date: every test runs on a fixed day before it
+    # (tests of the cut-off set their own), never on the real date.
+    monkeypatch.setenv("SYNTHTUNE_TODAY", "2026-12-02")
     return tmp_path
 
 

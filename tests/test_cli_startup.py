@@ -27,6 +27,6 @@ def test_the_openai_plugin_still_serves_generate_after_its_module_is_imported() 
 
     host = PluginHost()
     host.load_entrypoints()
-    assert host.hooks_of("openai") == ["generate", "register_commands", "stage_settings", "train"]
+    assert host.hooks_of("openai") == ["generate", "register_job_backends", "stage_settings", "train"]
     assert host.stage("openai", "generate").plugin == "openai"
     assert host.stage("openai", "train").plugin == "openai"

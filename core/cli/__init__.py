@@ -79,6 +79,7 @@ def build_app(host: PluginHost | None = None) -> typer.Typer:
     from synthtune.core.cli import (
         estimate_cmd,
         export_cmd,
+        jobs_cmd,
         plugin_cmd,
         plugins_cmd,
         presets_cmd,
@@ -127,6 +128,7 @@ def build_app(host: PluginHost | None = None) -> typer.Typer:
     report_cmd.register(app, host)
     validate_cmd.register(app, host)
     train_cmd.register(app, host)
+    jobs_cmd.register(app, host)
     export_cmd.register(app, host)
     try_cmd.register(app, host)
     plugin_cmd.register(app, host)

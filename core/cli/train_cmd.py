@@ -112,13 +112,28 @@ def run_training(
     return job
 
 
-def print_job(job: TrainingJob) -> None:
-    """The job on stdout; exit code 1 when it failed or was cancelled."""
+def print_job(job: TrainingJob, preset: str | None = None) -> None:
+    """The job on stdout; exit code 1 when it failed or was cancelled. A hosted job that
+    succeeded also says where its model answers and the ``tune try`` command that asks it."""
+    from synthtune.core.jobs.models import TryHint
+
     lines = [f"job {job.id} ({job.backend}): {job.status}"]
     if job.trained_tokens is not None:
         lines.append(f"  trained tokens    {job.trained_tokens}")
+    cost = getattr(job, "cost_usd", None)
+    if isinstance(cost, int | float):
+        lines.append(f"  cost              ${cost:.2f}")
     if job.fine_tuned_model:
         lines.append(f"  fine-tuned model  {job.fine_tuned_model}")
+    hint = getattr(job, "try_hint", None)
+    if isinstance(hint, dict):
+        found = TryHint.model_validate(hint)
+        lines.append(
+            f"  base URL          {found.base_url} (OpenAI-compatible; key from ${found.api_key_env})"
+        )
+        if found.note:
+            lines.append(f"  note              {found.note}")
+        lines.append(f"  try it            {found.command(preset)}")
     typer.echo("\n".join(lines))
     if job.status in ("failed", "cancelled"):
         typer.echo(f"error: job {job.id} {job.status}" + (f": {job.error}" if job.error else ""), err=True)
@@ -160,7 +175,7 @@ def train_after_run(
         )
     finally:
         run_store.close()
-    print_job(job)
+    print_job(job, preset.name)
 
 
 def register(app: typer.Typer, host: PluginHost) -> None:
@@ -168,7 +183,7 @@ def register(app: typer.Typer, host: PluginHost) -> None:
 
     @app.command("train")
     def train(
-        file: Path = typer.Argument(..., help="Training JSONL file."),
+        file: Path | None = typer.Argument(None, help="Training JSONL file."),
         validation: Path | None = typer.Option(None, "--validation", help="Validation JSONL file."),
         model: str | None = typer.Option(None, "--model", "-m", help="Base model to fine-tune."),
         suffix: str | None = typer.Option(None, "--suffix", help="Suffix of the model name (<= 64 chars)."),
@@ -182,8 +197,18 @@ def register(app: typer.Typer, host: PluginHost) -> None:
             None, "--store", help=f"Run store file [${STORE_ENV} or ./{DEFAULT_STORE}]."
         ),
         yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before spending."),
+        list_backends: bool = typer.Option(
+            False, "--list-backends", help="List the installed trainers and whether their keys are set."
+        ),
     ) -> None:
         """Train a model on FILE with a trainer plugin; print and record the job and the model."""
+        if list_backends:
+            from synthtune.core.cli.train_backends import list_backends as show
+
+            show(host)
+            return
+        if file is None:
+            raise ConfigError("tune train: give the training FILE (or --list-backends)")
         settings = train_settings(
             host, backend, set_, {"model": model, "suffix": suffix, "epochs": epochs, "wait": wait}
         )

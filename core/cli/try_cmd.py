@@ -50,6 +50,16 @@ def register(app: typer.Typer, host: PluginHost) -> None:
         temperature: float | None = typer.Option(None, "--temperature", min=0, max=2),
         max_tokens: int | None = typer.Option(None, "--max-tokens", min=1),
         show_request: bool = typer.Option(False, "--show-request", help="Print the messages sent (stderr)."),
+        base_url: str | None = typer.Option(
+            None,
+            "--base-url",
+            help="OpenAI-compatible endpoint serving MODEL (a hosted trainer's, e.g. Together).",
+        ),
+        api_key_env: str | None = typer.Option(
+            None,
+            "--api-key-env",
+            help="Environment variable holding that endpoint's key (e.g. TOGETHER_API_KEY).",
+        ),
     ) -> None:
         """Ask MODEL once, framed like the preset's training data (system prompt, demarcator, stop
         sequences), and print the answer."""
@@ -61,18 +71,23 @@ def register(app: typer.Typer, host: PluginHost) -> None:
             except OSError as error:
                 raise ConfigError(f"--file {file}: {error.strerror or error}") from None
         assert text is not None
+        endpoint = {"base_url": base_url, "api_key_env": api_key_env}
+        endpoint = {key: value for key, value in endpoint.items() if value is not None}
         if preset_name is not None:
             preset = load_preset(preset_name, host, set_)
             framing = framing_for(host, preset.format)
             generate_plugin = preset.generate.plugin
-            settings = preset.generate.settings.model_copy(update={"model": model})
+            values = {**preset.generate.settings.model_dump(), "model": model, **endpoint}
         else:
             framing = Framing()
             generate_plugin = backend
-            try:
-                settings = host.settings_model(backend, "generate").model_validate({"model": model})
-            except ValidationError as error:
-                raise ConfigError(f"--backend {backend}: {error.errors()[0]['msg']}") from None
+            values = {"model": model, **endpoint}
+        try:
+            settings = host.settings_model(generate_plugin, "generate").model_validate(values)
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise ConfigError(f"generate plugin {generate_plugin!r}: {where}: {first['msg']}") from None
         request = GenerationRequest(
             messages=framing.messages(text),
             params=SamplingParams(temperature=temperature, max_tokens=max_tokens, stop=framing.stop or None),

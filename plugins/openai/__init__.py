@@ -1,5 +1,5 @@
 """The ``openai`` plugin: generation on any OpenAI-compatible chat-completions endpoint (online
-or through the Batch API), training with the OpenAI fine-tuning jobs API, and ``tune jobs``.
+or through the Batch API), training with the OpenAI fine-tuning jobs API, and its jobs in ``tune jobs``.
 
 The ``openai`` client library (with aiohttp) takes most of a second to import, so this module
 imports it only when a preset actually uses the plugin: ``tune --help`` and ``tune plugins list``
@@ -8,7 +8,7 @@ never pay for it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -67,7 +67,7 @@ def train_with_fine_tuning_jobs(
 
 
 @hookimpl
-def register_commands(cli: Any) -> None:
-    from synthtune.plugins.openai.jobs_cmd import register
+def register_job_backends(register: Callable[[Any], None]) -> None:
+    from synthtune.plugins.openai.job_backend import OpenAIJobBackend
 
-    register(cli)
+    register(OpenAIJobBackend())

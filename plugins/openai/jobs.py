@@ -25,11 +25,6 @@ TERMINAL = ("succeeded", "failed", "cancelled")
 JOB_PREFIX = "ft-job:"
 FILE_PREFIX = "ft-file:"
 NAMESPACE = "openai"
-DEADLINES = (
-    "OpenAI announced on 2026-05-07 that new self-serve fine-tuning jobs end on 2027-01-06 for most "
-    "organisations (earlier for some) and that dated gpt-4o/gpt-4.1 snapshots and their fine-tunes "
-    "shut down on 2027-01-14; train locally instead with --backend trl"
-)
 
 Echo = Callable[[str], None]
 
@@ -77,12 +72,20 @@ def stderr_echo(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def refusal(error: openai.APIStatusError, what: str) -> FineTuningError:
-    """One clear line for a refused request, with the fine-tuning deadlines when the server
-    refuses to create a job (403, 400 unsupported model, ...)."""
-    message = error_message(error).strip().rstrip(".")
-    note = f". Note: {DEADLINES}" if error.status_code in (400, 403, 404) else ""
-    return FineTuningError(f"OpenAI refused {what} (HTTP {error.status_code}): {message}{note}")
+def refusal(error: openai.APIStatusError, what: str, dataset: object = None) -> FineTuningError:
+    """One clear line for a refused request. When OpenAI refuses because fine-tuning is closed for
+    the organisation or the model is retired, the line says so and names the other trainers
+    (and that the dataset is kept); other 400/403/404 answers carry the deadlines as a note."""
+    from synthtune.plugins.openai.deadline import ALTERNATIVES, DEADLINES, refusal_reason
+
+    message = " ".join(error_message(error).split()).rstrip(".")
+    head = f"OpenAI refused {what} (HTTP {error.status_code}): {message}"
+    kept = f"; the dataset is kept ({dataset})" if dataset is not None else ""
+    reason = refusal_reason(error.status_code, message)
+    if reason is not None:
+        return FineTuningError(f"{head}. {reason.capitalize()}{kept}: {ALTERNATIVES}. {DEADLINES}")
+    note = f". Note: {DEADLINES}; {ALTERNATIVES}" if error.status_code in (400, 403, 404) else ""
+    return FineTuningError(f"{head}{note}")
 
 
 def new_events(client: openai.OpenAI, job_id: str, last_seen: str | None) -> list[Any]:

@@ -24,6 +24,7 @@ from synthtune.core.models import DatasetFiles, RunContext, TrainingJob
 from synthtune.core.settings import StageSettings
 from synthtune.core.validation import summary_lines, validate_file
 from synthtune.plugins.openai.client import make_client, resolve_base_url
+from synthtune.plugins.openai.deadline import check_cutoff
 from synthtune.plugins.openai.jobs import (
     FILE_PREFIX,
     JOB_PREFIX,
@@ -60,6 +61,10 @@ class OpenAITrainSettings(StageSettings):
     api_key_env: str = "OPENAI_API_KEY"
     timeout: float = Field(default=600.0, gt=0, description="seconds per request (uploads)")
     max_retries: int = Field(default=5, ge=0, le=50)
+    ignore_cutoff: bool = Field(
+        default=False,
+        description="create a job even after OpenAI's 2027-01-06 cut-off (organisations it still lets in)",
+    )
 
     @field_validator("n_epochs")
     @classmethod
@@ -146,7 +151,16 @@ def job_key(dataset: DatasetFiles, settings: OpenAITrainSettings) -> tuple[str, 
     """(job key, dataset hash): the same files, endpoint and job settings give the same key."""
     data = _sha256(dataset.train) + (":" + _sha256(dataset.valid) if dataset.valid else "")
     job_settings = settings.model_dump(
-        mode="json", exclude={"wait", "poll_interval", "base_url", "api_key_env", "timeout", "max_retries"}
+        mode="json",
+        exclude={
+            "wait",
+            "poll_interval",
+            "base_url",
+            "api_key_env",
+            "timeout",
+            "max_retries",
+            "ignore_cutoff",
+        },
     )
     identity = {
         "data": data,
@@ -290,6 +304,7 @@ def _train(
         else:
             record = None
     if record is None:
+        check_cutoff(settings.ignore_cutoff, echo)
         _validate(dataset, settings, echo)
         poll = min(settings.poll_interval, 5.0)
         training_file = _upload(client, dataset.train, context, poll, echo)
@@ -312,7 +327,7 @@ def _train(
         except openai.APIStatusError as error:
             record.status = "refused"
             save()
-            raise refusal(error, f"to create a fine-tuning job for {settings.model}") from None
+            raise refusal(error, f"to create a fine-tuning job for {settings.model}", dataset.train) from None
         record.update_from(job)
         save()
         echo(f"created fine-tuning job {job.id} ({settings.model}, {body['method']['type']})")
