@@ -29,6 +29,8 @@ os.environ["SYNTHTUNE_DISABLE_PLUGINS"] = TEST_DISABLED_PLUGINS
 from synthtune.core.cli import build_app  # noqa: E402
 from synthtune.core.plugins import PluginHost  # noqa: E402
 from synthtune.core.testing import FakeOpenAI, validator_for  # noqa: E402
+from synthtune.core.testing.fireworks import FakeFireworks  # noqa: E402
+from synthtune.core.testing.together import FakeTogether  # noqa: E402
 
 
 @pytest.fixture
@@ -68,6 +70,37 @@ def fake_openai(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fake
     finally:
         server.stop()
     assert server.schema_errors == [], server.schema_errors[:3]
+
+
+@pytest.fixture
+def fake_together(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeTogether]:
+    """Together's fine-tuning API stand-in; TOGETHER_BASE_URL and TOGETHER_API_KEY point at it."""
+    server = FakeTogether()
+    server.start()
+    monkeypatch.setenv("TOGETHER_BASE_URL", server.base_url)
+    monkeypatch.setenv("TOGETHER_API_KEY", server.api_key)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def fake_fireworks(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeFireworks]:
+    """Fireworks' API stand-in; FIREWORKS_BASE_URL, FIREWORKS_API_KEY and FIREWORKS_ACCOUNT_ID
+    point at it."""
+    server = FakeFireworks()
+    server.start()
+    monkeypatch.setenv("FIREWORKS_BASE_URL", server.base_url)
+    monkeypatch.setenv("FIREWORKS_API_KEY", server.api_key)
+    monkeypatch.setenv("FIREWORKS_ACCOUNT_ID", server.account)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+PREFERENCE_PAIRS = Path(__file__).parent / "data" / "preference_pairs.jsonl"
 
 
 @pytest.fixture

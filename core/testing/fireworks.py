@@ -21,6 +21,7 @@ Each job read moves it one step along ``script``; ``hold`` keeps a running job r
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 import time
@@ -222,10 +223,9 @@ class FakeFireworks(LocalServer):
             name = f"accounts/{self.account}/{collection}/{job_id}"
             if name in self.jobs:
                 return _error(409, f"{name} already exists")
-            training = body.get("trainingConfig", body)
-            output = training.get("outputModel") or job_id
+            output = body.get("trainingConfig", body).get("outputModel") or job_id
             job = {
-                **body,
+                **copy.deepcopy(body),
                 "name": name,
                 "createTime": _iso(),
                 "updateTime": _iso(),
