@@ -47,7 +47,10 @@ def test_run_with_train_on_fireworks_creates_a_dataset_and_one_job(
     tuned = f"accounts/{fake_fireworks.account}/models/{body['outputModel']}"
     assert f"job {name} (fireworks): succeeded" in result.stdout
     assert f"fine-tuned model  {tuned}" in result.stdout
-    assert f"{fake_fireworks.base_url}/inference/v1 (OpenAI-compatible; key from $FIREWORKS_API_KEY)" in result.stdout
+    assert (
+        f"{fake_fireworks.base_url}/inference/v1 (OpenAI-compatible; key from $FIREWORKS_API_KEY)"
+        in result.stdout
+    )
     assert "cost              $0.12" in result.stdout  # the job's estimatedCost
     assert "running [RUNNING] 80%" in result.stderr
     (record,) = records(workdir)
@@ -101,9 +104,13 @@ def test_too_small_or_wrong_datasets_are_one_line_before_any_upload(
     assert fake_fireworks.datasets == {} and fake_fireworks.job_requests == []
 
 
-def test_refusals_and_failures_are_the_providers_words(cli, fake_fireworks: FakeFireworks, workdir: Path) -> None:
+def test_refusals_and_failures_are_the_providers_words(
+    cli, fake_fireworks: FakeFireworks, workdir: Path
+) -> None:
     train = chat_file(workdir / "train.jsonl")
-    refused = cli("train", str(train), "--backend", "fireworks", "--model", "accounts/fireworks/models/giant", *FAST)
+    refused = cli(
+        "train", str(train), "--backend", "fireworks", "--model", "accounts/fireworks/models/giant", *FAST
+    )
     assert refused.exit_code == 1
     (line,) = error_lines(refused)
     assert line == (
@@ -122,7 +129,9 @@ def test_refusals_and_failures_are_the_providers_words(cli, fake_fireworks: Fake
     assert len(fake_fireworks.uploads) == 1  # one dataset, reused
 
 
-def test_a_missing_account_is_one_line(cli, fake_fireworks: FakeFireworks, workdir: Path, monkeypatch) -> None:
+def test_a_missing_account_is_one_line(
+    cli, fake_fireworks: FakeFireworks, workdir: Path, monkeypatch
+) -> None:
     monkeypatch.delenv("FIREWORKS_ACCOUNT_ID")
     train = chat_file(workdir / "train.jsonl")
     result = cli("train", str(train), "--backend", "fireworks", "--model", MODEL)

@@ -36,7 +36,9 @@ def test_killed_while_polling_then_tune_jobs_reattaches_to_the_same_job(
     server = request.getfixturevalue(f"fake_{backend}")
     server.hold = True  # the job stays running until released
     args = [str(TUNE), *RUN, "--set", f"train.plugin={backend}", "--set", "train.poll_interval=0.01"]
-    process = subprocess.Popen(args, cwd=workdir, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        args, cwd=workdir, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     try:
         deadline = time.monotonic() + 90
         while not any(n >= 4 for n in server.retrieves.values()):  # created, then polled while running

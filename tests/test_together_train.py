@@ -67,7 +67,10 @@ def test_run_with_train_on_together_uploads_creates_one_job_and_follows_it(
     tuned = job["model_output_name"]
     assert f"job {job_id} (together): succeeded" in result.stdout
     assert f"fine-tuned model  {tuned}" in result.stdout
-    assert f"base URL          {fake_together.base_url} (OpenAI-compatible; key from $TOGETHER_API_KEY)" in result.stdout
+    assert (
+        f"base URL          {fake_together.base_url} (OpenAI-compatible; key from $TOGETHER_API_KEY)"
+        in result.stdout
+    )
     assert "cost              $" in result.stdout
     assert "Training started" in result.stderr and result.stderr.count("Fine tune request created") == 1
     (record,) = records(workdir)
@@ -139,7 +142,9 @@ def test_a_dataset_in_the_wrong_format_is_one_line_before_any_upload(
     assert fake_together.files == {} and fake_together.job_requests == []
 
 
-def test_a_refusal_is_the_providers_message_in_one_line(cli, fake_together: FakeTogether, workdir: Path) -> None:
+def test_a_refusal_is_the_providers_message_in_one_line(
+    cli, fake_together: FakeTogether, workdir: Path
+) -> None:
     train = chat_file(workdir / "train.jsonl")
     refused = cli("train", str(train), "--backend", "together", "--model", "Qwen/Qwen9-1T", *FAST)
     assert refused.exit_code == 1
@@ -158,7 +163,9 @@ def test_a_refusal_is_the_providers_message_in_one_line(cli, fake_together: Fake
 def test_a_job_failing_on_the_provider_gives_its_reason_verbatim(
     cli, fake_together: FakeTogether, workdir: Path
 ) -> None:
-    fake_together.fail_with = "Training data contains 3 examples longer than the model's context (32768 tokens)"
+    fake_together.fail_with = (
+        "Training data contains 3 examples longer than the model's context (32768 tokens)"
+    )
     train = chat_file(workdir / "train.jsonl")
     result = cli("train", str(train), "--backend", "together", "--model", "Qwen/Qwen3-8B", *FAST)
     assert result.exit_code == 1
