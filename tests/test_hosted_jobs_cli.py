@@ -121,3 +121,28 @@ def test_list_backends_says_which_trainers_have_their_keys(cli, workdir: Path, m
     assert "secret-together-value" not in result.output
     missing = cli("train")
     assert missing.exit_code == 2 and "give the training FILE (or --list-backends)" in missing.stderr
+
+
+@pytest.mark.parametrize("backend", ["together", "fireworks"])
+def test_a_job_created_but_not_recorded_is_found_again(request, cli, workdir: Path, backend: str) -> None:
+    server = request.getfixturevalue(f"fake_{backend}")
+    train = chat_file(workdir / "train.jsonl")
+    args = ("train", str(train), "--backend", backend, "--set", "poll_interval=0.01",
+            "--model", "Qwen/Qwen3-8B" if backend == "together" else "accounts/fireworks/models/qwen3-8b")  # fmt: skip
+    first = cli(*args, "--no-wait")
+    assert first.exit_code == 0, first.output
+    (job_id,) = server.jobs
+    # As if tune was killed after the create request, before it could record the job's id.
+    store = RunStore(workdir / "synthtune.db")
+    ((key, value),) = store.kv_items(backend, "job:")
+    record = JobRecord.model_validate_json(value)
+    store.kv_put(
+        backend, key, record.model_copy(update={"job_id": None, "status": "creating"}).model_dump_json()
+    )
+    store.close()
+    rerun = cli(*args)
+    assert rerun.exit_code == 0, rerun.output
+    assert f"reattached to {backend} job {job_id}" in rerun.stderr
+    assert len(server.job_requests) == 1 and list(server.jobs) == [job_id]
+    (record,) = recorded(workdir, backend)
+    assert record.job_id == job_id and record.status == "succeeded"

@@ -130,3 +130,11 @@ def test_a_bad_date_override_is_one_line(cli, fake_openai: FakeOpenAI, workdir: 
         result.exit_code == 2
         and "SYNTHTUNE_TODAY='next tuesday': expected a date like 2027-01-06" in result.stderr
     )
+
+
+def test_after_the_cutoff_the_refusal_comes_before_any_key_is_needed(cli, workdir: Path, monkeypatch) -> None:
+    monkeypatch.setenv("SYNTHTUNE_TODAY", "2027-02-01")  # and no OPENAI_API_KEY, no OPENAI_BASE_URL
+    train = chat_file(workdir / "train.jsonl")
+    result = cli("train", str(train), "--model", "gpt-4.1-mini", "--yes")
+    assert result.exit_code == 1 and "OpenAI stopped accepting new fine-tuning jobs" in result.stderr
+    assert "OPENAI_API_KEY" not in result.stderr

@@ -280,6 +280,8 @@ def _train(
     if record is not None and record.status in ("failed", "cancelled"):
         echo(f"job {record.job_id} for this dataset ended {record.status}; creating a new one")
         record = None
+    if record is None:  # a new job: past the cut-off, refuse before even a key is needed
+        check_cutoff(settings.ignore_cutoff, echo)
     try:
         client = make_client(
             base_url=settings.base_url,
@@ -304,7 +306,7 @@ def _train(
         else:
             record = None
     if record is None:
-        check_cutoff(settings.ignore_cutoff, echo)
+        check_cutoff(settings.ignore_cutoff, echo)  # (again: a record killed while creating)
         _validate(dataset, settings, echo)
         poll = min(settings.poll_interval, 5.0)
         training_file = _upload(client, dataset.train, context, poll, echo)
