@@ -71,7 +71,7 @@ def test_run_with_train_on_fireworks_creates_a_dataset_and_one_job(
 
 def test_a_preference_file_trains_a_dpo_job(cli, fake_fireworks: FakeFireworks, workdir: Path) -> None:
     result = cli(
-        "train", str(PREFERENCE_PAIRS), "--backend", "fireworks", "--model", MODEL,
+        "train", str(PREFERENCE_PAIRS), "--backend", "fireworks", "--yes", "--model", MODEL,
         "--set", "dpo_beta=0.2", "--set", "suffix=pitches", *FAST,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -84,7 +84,7 @@ def test_a_preference_file_trains_a_dpo_job(cli, fake_fireworks: FakeFireworks, 
     assert "/dpoJobs/" in name and fake_fireworks.dataset_lines(body["dataset"])[0]["preferred_output"]
     (record,) = records(workdir)
     assert record.method == "dpo" and record.status == "succeeded"
-    out_of_range = cli("train", str(PREFERENCE_PAIRS), "--backend", "fireworks", "--model", MODEL,
+    out_of_range = cli("train", str(PREFERENCE_PAIRS), "--backend", "fireworks", "--yes", "--model", MODEL,
                        "--set", "dpo_beta=0.7")  # fmt: skip
     assert out_of_range.exit_code == 2 and "dpo_beta" in out_of_range.stderr
 
@@ -93,13 +93,13 @@ def test_too_small_or_wrong_datasets_are_one_line_before_any_upload(
     cli, fake_fireworks: FakeFireworks, workdir: Path
 ) -> None:
     small = chat_file(workdir / "small.jsonl", n=2)
-    result = cli("train", str(small), "--backend", "fireworks", "--model", MODEL)
+    result = cli("train", str(small), "--backend", "fireworks", "--yes", "--model", MODEL)
     assert result.exit_code == 1
     (line,) = error_lines(result)
     assert line == f"error: {small}: 2 example(s); Fireworks needs at least 3; nothing was uploaded"
     broken = workdir / "broken.jsonl"
     broken.write_text('{"messages": [{"role": "user", "content": "hi"}]}\n' * 3)
-    no_answer = cli("train", str(broken), "--backend", "fireworks", "--model", MODEL)
+    no_answer = cli("train", str(broken), "--backend", "fireworks", "--yes", "--model", MODEL)
     assert no_answer.exit_code == 1 and "line 1: no assistant message (Fireworks format)" in no_answer.stderr
     assert fake_fireworks.datasets == {} and fake_fireworks.job_requests == []
 
@@ -109,7 +109,14 @@ def test_refusals_and_failures_are_the_providers_words(
 ) -> None:
     train = chat_file(workdir / "train.jsonl")
     refused = cli(
-        "train", str(train), "--backend", "fireworks", "--model", "accounts/fireworks/models/giant", *FAST
+        "train",
+        str(train),
+        "--backend",
+        "fireworks",
+        "--yes",
+        "--model",
+        "accounts/fireworks/models/giant",
+        *FAST,
     )
     assert refused.exit_code == 1
     (line,) = error_lines(refused)
@@ -118,12 +125,12 @@ def test_refusals_and_failures_are_the_providers_words(
         "(HTTP 400): model accounts/fireworks/models/giant is not tunable"
     )
     fake_fireworks.fail_with = "dataset row 7 exceeds maxContextLength"
-    failed = cli("train", str(train), "--backend", "fireworks", "--model", MODEL, *FAST)
+    failed = cli("train", str(train), "--backend", "fireworks", "--yes", "--model", MODEL, *FAST)
     assert failed.exit_code == 1
     (name,) = fake_fireworks.jobs
     assert error_lines(failed) == [f"error: job {name} failed: dataset row 7 exceeds maxContextLength"]
     fake_fireworks.fail_with = None
-    retried = cli("train", str(train), "--backend", "fireworks", "--model", MODEL, *FAST)
+    retried = cli("train", str(train), "--backend", "fireworks", "--yes", "--model", MODEL, *FAST)
     assert retried.exit_code == 0, retried.output
     assert sorted(n.rsplit("-", 1)[1] for n in fake_fireworks.jobs) == ["1", "2"]  # a new job, a new id
     assert len(fake_fireworks.uploads) == 1  # one dataset, reused
@@ -134,16 +141,16 @@ def test_a_missing_account_is_one_line(
 ) -> None:
     monkeypatch.delenv("FIREWORKS_ACCOUNT_ID")
     train = chat_file(workdir / "train.jsonl")
-    result = cli("train", str(train), "--backend", "fireworks", "--model", MODEL)
+    result = cli("train", str(train), "--backend", "fireworks", "--yes", "--model", MODEL)
     assert result.exit_code == 2 and "set FIREWORKS_ACCOUNT_ID or train.account_id" in result.stderr
-    ok = cli("train", str(train), "--backend", "fireworks", "--model", MODEL, "--set",
+    ok = cli("train", str(train), "--backend", "fireworks", "--yes", "--model", MODEL, "--set",
              f"account_id={fake_fireworks.account}", *FAST)  # fmt: skip
     assert ok.exit_code == 0, ok.output
 
 
 def test_cancel_and_show(cli, fake_fireworks: FakeFireworks, workdir: Path) -> None:
     train = chat_file(workdir / "train.jsonl")
-    created = cli("train", str(train), "--backend", "fireworks", "--model", MODEL, "--no-wait")
+    created = cli("train", str(train), "--backend", "fireworks", "--yes", "--model", MODEL, "--no-wait")
     assert created.exit_code == 0, created.output
     (name,) = fake_fireworks.jobs
     shown = cli("jobs", "show", name)

@@ -94,7 +94,7 @@ def test_keys_are_never_written_to_the_store_outputs_or_output(
         ("jobs", "list"),
         ("jobs", "list", "--local", "--json"),
         ("train", "--list-backends"),
-        ("train", str(extra), "--backend", "together", "--model", "Qwen/Qwen3-8B", "--no-wait"),
+        ("train", str(extra), "--backend", "together", "--yes", "--model", "Qwen/Qwen3-8B", "--no-wait"),
     ):
         result = cli(*args)
         assert result.exit_code == 0, result.output
@@ -127,7 +127,7 @@ def test_list_backends_says_which_trainers_have_their_keys(cli, workdir: Path, m
 def test_a_job_created_but_not_recorded_is_found_again(request, cli, workdir: Path, backend: str) -> None:
     server = request.getfixturevalue(f"fake_{backend}")
     train = chat_file(workdir / "train.jsonl")
-    args = ("train", str(train), "--backend", backend, "--set", "poll_interval=0.01",
+    args = ("train", str(train), "--backend", backend, "--yes", "--set", "poll_interval=0.01",
             "--model", "Qwen/Qwen3-8B" if backend == "together" else "accounts/fireworks/models/qwen3-8b")  # fmt: skip
     first = cli(*args, "--no-wait")
     assert first.exit_code == 0, first.output

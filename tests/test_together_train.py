@@ -94,7 +94,7 @@ def test_run_with_train_on_together_uploads_creates_one_job_and_follows_it(
 
 def test_a_preference_file_trains_with_dpo(cli, fake_together: FakeTogether, workdir: Path) -> None:
     result = cli(
-        "train", str(PREFERENCE_PAIRS), "--backend", "together", "--model", "Qwen/Qwen3-8B",
+        "train", str(PREFERENCE_PAIRS), "--backend", "together", "--yes", "--model", "Qwen/Qwen3-8B",
         "--set", "dpo_beta=0.2", *FAST,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -104,7 +104,7 @@ def test_a_preference_file_trains_with_dpo(cli, fake_together: FakeTogether, wor
     assert fake_together.file_content(file_id) == PREFERENCE_PAIRS.read_bytes()
     (record,) = records(workdir)
     assert record.method == "dpo" and record.status == "succeeded"
-    wrong = cli("train", str(PREFERENCE_PAIRS), "--backend", "together", "--model", "Qwen/Qwen3-8B",
+    wrong = cli("train", str(PREFERENCE_PAIRS), "--backend", "together", "--yes", "--model", "Qwen/Qwen3-8B",
                 "--set", "method=supervised")  # fmt: skip
     assert wrong.exit_code == 2 and "a preference dataset needs method = 'dpo'" in wrong.stderr
 
@@ -135,7 +135,7 @@ def test_a_dataset_in_the_wrong_format_is_one_line_before_any_upload(
 ) -> None:
     bad = workdir / "bad.jsonl"
     bad.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    result = cli("train", str(bad), "--backend", "together", "--model", "Qwen/Qwen3-8B", *FAST)
+    result = cli("train", str(bad), "--backend", "together", "--yes", "--model", "Qwen/Qwen3-8B", *FAST)
     assert result.exit_code == 1
     (line,) = error_lines(result)
     assert expected in line and str(bad) in line and "Traceback" not in result.output
@@ -146,7 +146,7 @@ def test_a_refusal_is_the_providers_message_in_one_line(
     cli, fake_together: FakeTogether, workdir: Path
 ) -> None:
     train = chat_file(workdir / "train.jsonl")
-    refused = cli("train", str(train), "--backend", "together", "--model", "Qwen/Qwen9-1T", *FAST)
+    refused = cli("train", str(train), "--backend", "together", "--yes", "--model", "Qwen/Qwen9-1T", *FAST)
     assert refused.exit_code == 1
     (line,) = error_lines(refused)
     assert line == (
@@ -155,7 +155,7 @@ def test_a_refusal_is_the_providers_message_in_one_line(
     )
     (record,) = records(workdir)
     assert record.status == "refused" and record.job_id is None
-    fixed = cli("train", str(train), "--backend", "together", "--model", "Qwen/Qwen3-8B", *FAST)
+    fixed = cli("train", str(train), "--backend", "together", "--yes", "--model", "Qwen/Qwen3-8B", *FAST)
     assert fixed.exit_code == 0 and len(fake_together.jobs) == 1
     assert len(fake_together.files) == 1  # the upload was reused
 
@@ -167,7 +167,7 @@ def test_a_job_failing_on_the_provider_gives_its_reason_verbatim(
         "Training data contains 3 examples longer than the model's context (32768 tokens)"
     )
     train = chat_file(workdir / "train.jsonl")
-    result = cli("train", str(train), "--backend", "together", "--model", "Qwen/Qwen3-8B", *FAST)
+    result = cli("train", str(train), "--backend", "together", "--yes", "--model", "Qwen/Qwen3-8B", *FAST)
     assert result.exit_code == 1
     (job_id,) = fake_together.jobs
     (line,) = error_lines(result)
@@ -175,7 +175,7 @@ def test_a_job_failing_on_the_provider_gives_its_reason_verbatim(
     (record,) = records(workdir)
     assert record.status == "failed" and record.error == fake_together.fail_with
     fake_together.fail_with = None
-    rerun = cli("train", str(train), "--backend", "together", "--model", "Qwen/Qwen3-8B", *FAST)
+    rerun = cli("train", str(train), "--backend", "together", "--yes", "--model", "Qwen/Qwen3-8B", *FAST)
     assert rerun.exit_code == 0 and "ended failed; creating a new one" in rerun.stderr
     assert len(fake_together.jobs) == 2
 
@@ -185,7 +185,7 @@ def test_a_lost_connection_while_polling_resumes_with_tune_jobs_wait(
 ) -> None:
     train = chat_file(workdir / "train.jsonl")
     fake_together.drop_polls = 100
-    lost = cli("train", str(train), "--backend", "together", "--model", "Qwen/Qwen3-8B", *FAST,
+    lost = cli("train", str(train), "--backend", "together", "--yes", "--model", "Qwen/Qwen3-8B", *FAST,
                "--set", "max_retries=0")  # fmt: skip
     assert lost.exit_code == 1
     (job_id,) = fake_together.jobs
@@ -204,7 +204,9 @@ def test_a_lost_connection_while_polling_resumes_with_tune_jobs_wait(
 
 def test_jobs_show_events_cancel_and_list(cli, fake_together: FakeTogether, workdir: Path) -> None:
     train = chat_file(workdir / "train.jsonl")
-    created = cli("train", str(train), "--backend", "together", "--model", "Qwen/Qwen3-8B", "--no-wait")
+    created = cli(
+        "train", str(train), "--backend", "together", "--yes", "--model", "Qwen/Qwen3-8B", "--no-wait"
+    )
     assert created.exit_code == 0, created.output
     (job_id,) = fake_together.jobs
     assert f"job {job_id} (together): queued" in created.stdout
@@ -230,10 +232,23 @@ def test_a_missing_key_stops_before_anything_is_uploaded(
 ) -> None:
     monkeypatch.delenv("TOGETHER_API_KEY")
     train = chat_file(workdir / "train.jsonl")
-    result = cli("train", str(train), "--backend", "together", "--model", "Qwen/Qwen3-8B")
+    result = cli("train", str(train), "--backend", "together", "--yes", "--model", "Qwen/Qwen3-8B")
     assert result.exit_code == 2 and "TOGETHER_API_KEY is not set" in result.stderr
     assert fake_together.files == {} and fake_together.unauthorized == 0
     monkeypatch.setenv("TOGETHER_API_KEY", "a-wrong-key")
-    wrong = cli("train", str(train), "--backend", "together", "--model", "Qwen/Qwen3-8B")
+    wrong = cli("train", str(train), "--backend", "together", "--yes", "--model", "Qwen/Qwen3-8B")
     assert wrong.exit_code == 1 and "(HTTP 401): Invalid API key provided" in wrong.stderr
+    assert fake_together.files == {}
+
+
+def test_a_hosted_job_is_not_started_without_yes_when_nobody_can_confirm(
+    cli, fake_together: FakeTogether, workdir: Path
+) -> None:
+    train = chat_file(workdir / "train.jsonl")
+    result = cli("train", str(train), "--backend", "together", "--model", "Qwen/Qwen3-8B")
+    assert result.exit_code == 2
+    assert error_lines(result) == [
+        "error: a together fine-tuning job for Qwen/Qwen3-8B is billed by together (synthtune has no price "
+        "for it): pass --yes to start it without a prompt"
+    ]
     assert fake_together.files == {}

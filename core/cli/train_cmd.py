@@ -64,12 +64,29 @@ def train_settings(
         raise ConfigError(f"--backend {backend} train settings: {_describe(error)}") from None
 
 
-def confirm_spend(settings: BaseModel, dataset: DatasetFiles, yes: bool) -> None:
+def hosted_trainer(host: PluginHost, backend: str) -> str | None:
+    """``backend`` when it runs paid jobs on a provider (it registers a job backend)."""
+    from synthtune.core.jobs.backend import job_backends
+
+    return backend if backend in job_backends(host) else None
+
+
+def confirm_spend(settings: BaseModel, dataset: DatasetFiles, yes: bool, hosted: str | None = None) -> None:
     """For a model with a training price, show the validation summary and estimate; ask unless
-    ``yes``. Invalid data stops here (exit 1) before anything is uploaded."""
+    ``yes``. Invalid data stops here (exit 1) before anything is uploaded. A ``hosted`` trainer's
+    job on a model without a price is paid too: ask (or require ``yes``) all the same."""
     model = getattr(settings, "model", None)
     price = price_table().lookup(model) if isinstance(model, str) else None
     if not isinstance(model, str) or price is None or price.training is None:
+        if hosted is not None and not yes:
+            what = f"a {hosted} fine-tuning job for {model}"
+            if not sys.stdin.isatty():
+                raise ConfigError(
+                    f"{what} is billed by {hosted} (synthtune has no price for it): pass --yes to start "
+                    "it without a prompt"
+                )
+            question = f"Start {what} on {dataset.train} ({dataset.examples} examples, billed by {hosted})?"
+            typer.confirm(question, abort=True)
         return
     epochs = getattr(settings, "n_epochs", None)
     report = validate_file(dataset.train, model=model, epochs=epochs if isinstance(epochs, int) else None)
@@ -161,7 +178,7 @@ def train_after_run(
     dataset = dataset_files(
         result.out_dir / "train.jsonl", valid if valid.is_file() else None, run_id=result.run_id
     )
-    confirm_spend(preset.train.settings, dataset, yes)
+    confirm_spend(preset.train.settings, dataset, yes, hosted_trainer(host, preset.train.plugin))
     run_store = RunStore(store_file)
     try:
         job = run_training(
@@ -213,7 +230,7 @@ def register(app: typer.Typer, host: PluginHost) -> None:
             host, backend, set_, {"model": model, "suffix": suffix, "epochs": epochs, "wait": wait}
         )
         dataset = dataset_files(file, validation)
-        confirm_spend(settings, dataset, yes)
+        confirm_spend(settings, dataset, yes, hosted_trainer(host, backend))
         run_store = RunStore(store_path(store))
         try:
             job = run_training(host, backend, settings, dataset, run_store)
