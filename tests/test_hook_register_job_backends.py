@@ -156,3 +156,9 @@ def test_clashes_and_non_backends_are_warnings(host: PluginHost, cli_for, workdi
 def test_an_unknown_job_id_asks_for_the_backend(host: PluginHost, cli_for, workdir: Path) -> None:
     result = cli_for(host)("jobs", "show", "mystery-42")
     assert result.exit_code == 2 and "pass --backend" in result.stderr
+
+
+def test_jobs_list_without_any_key_says_so(cli, workdir: Path) -> None:
+    result = cli("jobs", "list")
+    assert result.exit_code == 0 and result.stdout == ""
+    assert "no trainer has its key set: see `tune train --list-backends`" in result.stderr

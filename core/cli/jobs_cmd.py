@@ -14,14 +14,17 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from synthtune.core.cli.run_cmd import DEFAULT_STORE, STORE_ENV, store_path
 from synthtune.core.errors import ConfigError
-from synthtune.core.jobs.backend import JobBackend, backend_named, job_backends
-from synthtune.core.jobs.models import TERMINAL, JobRecord, JobSnapshot
 from synthtune.core.plugins import PluginHost
 from synthtune.core.store import RunStore
+
+if TYPE_CHECKING:  # `tune --help` builds this module: the job models load when a command runs
+    from synthtune.core.jobs.backend import JobBackend
+    from synthtune.core.jobs.models import JobRecord, JobSnapshot
 
 STORE_HELP = f"Run store file [${STORE_ENV} or ./{DEFAULT_STORE}]."
 BACKEND_HELP = "Trainer plugin of the job [found from the run store or the id]."
@@ -59,6 +62,8 @@ def resolve(
     backends: dict[str, JobBackend], store: RunStore, job_id: str, backend: str | None
 ) -> tuple[JobBackend, list[JobRecord]]:
     """The backend of ``job_id`` and its records in the run store (several runs may share it)."""
+    from synthtune.core.jobs.backend import backend_named
+
     mine = [(b, r) for b, r in recorded(backends, store) if r.job_id == job_id]
     if backend is not None:
         chosen = backend_named(backends, backend)
@@ -135,6 +140,8 @@ def register(app: typer.Typer, host: PluginHost) -> None:
     ) -> None:
         """List jobs: from each trainer's API (trainers whose keys are set), or with --local the
         jobs recorded in the run store."""
+        from synthtune.core.jobs.backend import backend_named, job_backends
+
         backends = job_backends(host)
         chosen = [backend_named(backends, backend)] if backend else list(backends.values())
         if local:
@@ -151,10 +158,14 @@ def register(app: typer.Typer, host: PluginHost) -> None:
                 typer.echo(record_line(record))
             return
         jobs: list[JobSnapshot] = []
+        asked = 0
         for each in chosen:
             if backend is None and not all(c.present for c in each.credentials() if c.required):
                 continue  # no key for this trainer: nothing to list
+            asked += 1
             jobs += each.client().list_jobs(limit)
+        if not asked:
+            typer.echo("no trainer has its key set: see `tune train --list-backends`", err=True)
         if as_json:
             typer.echo(json.dumps([j.raw | {"backend": j.backend} for j in jobs], indent=2))
             return
@@ -168,6 +179,8 @@ def register(app: typer.Typer, host: PluginHost) -> None:
         store: Path | None = typer.Option(None, "--store", help=STORE_HELP),
     ) -> None:
         """Print one job as the provider reports it (JSON)."""
+        from synthtune.core.jobs.backend import job_backends
+
         run_store = RunStore(store_path(store))
         try:
             owner, records = resolve(job_backends(host), run_store, job_id, backend)
@@ -184,6 +197,8 @@ def register(app: typer.Typer, host: PluginHost) -> None:
         store: Path | None = typer.Option(None, "--store", help=STORE_HELP),
     ) -> None:
         """Print a job's events, oldest first."""
+        from synthtune.core.jobs.backend import job_backends
+
         run_store = RunStore(store_path(store))
         try:
             owner, records = resolve(job_backends(host), run_store, job_id, backend)
@@ -200,6 +215,8 @@ def register(app: typer.Typer, host: PluginHost) -> None:
         store: Path | None = typer.Option(None, "--store", help=STORE_HELP),
     ) -> None:
         """Cancel a job; its record in the run store is updated."""
+        from synthtune.core.jobs.backend import job_backends
+
         run_store = RunStore(store_path(store))
         try:
             owner, records = resolve(job_backends(host), run_store, job_id, backend)
@@ -221,6 +238,9 @@ def register(app: typer.Typer, host: PluginHost) -> None:
         """Follow a job (or every unfinished recorded job) to its end, printing new events and
         updating the run store; print the tuned model and how to try it. Exit code 1 unless every
         job succeeded."""
+        from synthtune.core.jobs.backend import job_backends
+        from synthtune.core.jobs.models import TERMINAL
+
         backends = job_backends(host)
         run_store = RunStore(store_path(store))
         try:
