@@ -72,7 +72,7 @@ class ProviderHTTP:
             raise ProviderRefused(self.provider, what, error.status_code, server_message(error)) from None
         except openai.APIConnectionError as error:
             raise ProviderUnreachable(
-                f"lost the connection to {self.base_url} while trying {what} ({error})"
+                f"lost the connection to {self.base_url} ({what}): {str(error).rstrip('.')}"
             ) from None
 
     def get(self, path: str, what: str, params: dict[str, Any] | None = None) -> Any:

@@ -182,7 +182,7 @@ class FireworksClient(HostedTrainer):
         dataset_id = f"synthtune-{sha256_of(path)[:24]}"
         name = f"accounts/{account}/datasets/{dataset_id}"
         try:
-            dataset = self.http.get(f"/{name}", f"reading dataset {dataset_id}")
+            dataset = self.http.get(f"/{name}", f"to read dataset {dataset_id}")
         except ProviderRefused as error:
             if error.status != 404:
                 raise
@@ -192,7 +192,7 @@ class FireworksClient(HostedTrainer):
         if dataset.get("state") != "READY":
             self.http.upload(f"/{name}:upload", f"the upload of {path}", path, {})
             deadline = time.monotonic() + 600
-            while (dataset := self.http.get(f"/{name}", f"reading dataset {dataset_id}")).get(
+            while (dataset := self.http.get(f"/{name}", f"to read dataset {dataset_id}")).get(
                 "state"
             ) != "READY":
                 if time.monotonic() > deadline:
@@ -257,7 +257,7 @@ class FireworksClient(HostedTrainer):
         except ProviderRefused as error:
             if error.status != 409:  # 409: created by a run that was killed before recording it
                 raise
-            job = self.http.get(f"/{name}", f"reading job {name}")
+            job = self.http.get(f"/{name}", f"to read job {name}")
         return self.snapshot(job)
 
     def find_created(self, record: JobRecord) -> JobSnapshot | None:
@@ -310,7 +310,7 @@ class FireworksClient(HostedTrainer):
         return jobs[:limit]
 
     def get(self, job_id: str) -> JobSnapshot:
-        return self.snapshot(self.http.get(f"/{job_id}", f"reading job {job_id}"))
+        return self.snapshot(self.http.get(f"/{job_id}", f"to read job {job_id}"))
 
     def events(self, job_id: str, after: str | None) -> list[JobEvent]:
         return []  # Fireworks lists no events for these jobs: follow() shows state and progress

@@ -137,7 +137,7 @@ class TogetherClient(HostedTrainer):
                     f"Together has not processed {path} ({file_id}) after 10 minutes; rerun later"
                 )
             time.sleep(self.poll_interval)
-            uploaded = self.http.get(f"/files/{file_id}", f"reading file {file_id}")
+            uploaded = self.http.get(f"/files/{file_id}", f"to read file {file_id}")
         return file_id
 
     def job_body(self, record: JobRecord) -> dict[str, Any]:
@@ -226,14 +226,14 @@ class TogetherClient(HostedTrainer):
         return jobs[:limit]
 
     def get(self, job_id: str) -> JobSnapshot:
-        snapshot = self.snapshot(self.http.get(f"/fine-tunes/{job_id}", f"reading job {job_id}"))
+        snapshot = self.snapshot(self.http.get(f"/fine-tunes/{job_id}", f"to read job {job_id}"))
         if snapshot.status == "failed":
             errors = [e.message for e in self.events(job_id, None) if e.level == "error"]
             snapshot.error = errors[-1] if errors else f"the job ended with status {snapshot.provider_status}"
         return snapshot
 
     def events(self, job_id: str, after: str | None) -> list[JobEvent]:
-        found = self.http.get(f"/fine-tunes/{job_id}/events", f"reading the events of job {job_id}")
+        found = self.http.get(f"/fine-tunes/{job_id}/events", f"to read the events of job {job_id}")
         events = [
             JobEvent(
                 id=str(item.get("hash") or f"{item.get('created_at')}|{item.get('message')}"),
