@@ -63,7 +63,8 @@ class OpenAIJobClient(JobClient):
         except openai.APIStatusError as error:
             raise refusal(error, what) from None
         except openai.APIConnectionError as error:
-            raise ProviderUnreachable(f"lost the connection to {self.endpoint} ({what}): {error}") from None
+            reason = str(error).rstrip(".")
+            raise ProviderUnreachable(f"lost the connection to {self.endpoint} ({what}): {reason}") from None
 
     def list_jobs(self, limit: int) -> list[JobSnapshot]:
         page = self._guard("to list fine-tuning jobs", lambda: self.client.fine_tuning.jobs.list(limit=limit))
