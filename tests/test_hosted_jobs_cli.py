@@ -63,6 +63,9 @@ def test_killed_while_polling_then_tune_jobs_reattaches_to_the_same_job(
     (record,) = recorded(workdir, backend)
     assert record.status == "succeeded" and record.fine_tuned_model
     assert f"fine-tuned model: {record.fine_tuned_model}" in resumed.stdout
+    (tried,) = [line for line in resumed.stdout.splitlines() if line.startswith("try it: ")]
+    assert tried.startswith(f"try it: tune try {record.fine_tuned_model} --base-url ")
+    assert tried.endswith('--preset plot-generator "YOUR INPUT"')  # framed like the run's preset
 
     chats = fake_openai.chat_count
     rerun = cli(*RUN, "--set", f"train.plugin={backend}", "--set", "train.poll_interval=0.01")

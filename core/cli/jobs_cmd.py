@@ -76,9 +76,11 @@ def resolve(
     raise ConfigError(f"job {job_id!r} is not in the run store and its id names no trainer: pass --backend")
 
 
-def finish(record_or_job: JobSnapshot, backend: JobBackend, hint_from: JobRecord | None) -> bool:
-    """Print the outcome of a followed job; True when it succeeded."""
-    job = record_or_job
+def finish(
+    job: JobSnapshot, backend: JobBackend, hint_from: JobRecord | None, preset: str | None = None
+) -> bool:
+    """Print the outcome of a followed job (and the ``tune try`` command, framed like ``preset``);
+    True when it succeeded."""
     if job.fine_tuned_model:
         typer.echo(f"fine-tuned model: {job.fine_tuned_model}")
         hint = backend.client(hint_from).try_hint(job)
@@ -86,7 +88,7 @@ def finish(record_or_job: JobSnapshot, backend: JobBackend, hint_from: JobRecord
             typer.echo(f"endpoint: {hint.base_url} (OpenAI-compatible; key from ${hint.api_key_env})")
             if hint.note:
                 typer.echo(f"note: {hint.note}")
-            typer.echo(f"try it: {hint.command()}")
+            typer.echo(f"try it: {hint.command(preset)}")
     if job.cost_usd is not None:
         typer.echo(f"cost: {_cost(job.cost_usd)}")
     if job.status != "succeeded":
@@ -119,7 +121,8 @@ def follow_recorded(
         on_update=on_update,
         echo=typer.echo,
     )
-    return finish(job, owner, first)
+    run = store.run_info(first.run_id) if first is not None and first.run_id else None
+    return finish(job, owner, first, run["preset"] if run else None)
 
 
 def register(app: typer.Typer, host: PluginHost) -> None:
