@@ -19,8 +19,8 @@ Every request must carry a User-Agent of Reddit's form ``<platform>:<app ID>:<ve
 default agents. Every API answer carries ``X-Ratelimit-Used/Remaining/Reset`` from a real window
 (``quota`` requests per ``window`` seconds; Reddit's is 1,000 per 600 s, the default here is larger
 so tests paced by the headers do not wait); past the quota the answer is 429 until the window
-resets. :meth:`FakeReddit.throttle` scripts 429s, :meth:`FakeReddit.revoke_tokens` and
-:meth:`FakeReddit.revoke_client` revoke access. Every request is logged in
+resets. :meth:`FakeReddit.throttle` scripts 429s, :meth:`FakeReddit.forbid_api` 403s, and
+:meth:`FakeReddit.revoke_tokens` and :meth:`FakeReddit.revoke_client` revoke access. Every request is logged in
 :attr:`FakeReddit.requests`. Text is HTML-escaped unless ``raw_json=1`` is asked.
 
 Plugin authors can reuse it with their own threads::
@@ -100,6 +100,7 @@ class FakeReddit(LocalServer):
         self.tokens_issued = 0
         self._tokens: dict[str, float] = {}  # token -> expiry (monotonic)
         self._client_revoked = False
+        self._forbidden = False
         self._throttle: list[dict[str, str]] = []
         self._window_start = time.monotonic()
         self._used = 0
@@ -152,6 +153,12 @@ class FakeReddit(LocalServer):
         """Every token issued so far stops working (401); the app may fetch new ones."""
         with self._lock:
             self._tokens.clear()
+
+    def forbid_api(self) -> None:
+        """Answer every API request with 403 from now on, as Reddit does for an app it has not
+        approved or a client it blocks."""
+        with self._lock:
+            self._forbidden = True
 
     def revoke_client(self) -> None:
         """The app loses its access: its tokens stop working and new ones are refused."""
@@ -213,7 +220,7 @@ class FakeReddit(LocalServer):
             status, headers, body = 200, {}, ""
             if self._bad_agent(request):
                 status, headers = 429, {"x-ratelimit-remaining": "0.0", "x-ratelimit-reset": str(int(self.window))}
-            elif not request.headers.get("Authorization"):
+            elif not request.headers.get("Authorization") or self._forbidden:
                 status, body = 403, BLOCKED_PAGE
             elif sent is None or self._tokens.get(sent, 0.0) <= time.monotonic():
                 status, headers = 401, {"www-authenticate": INVALID_TOKEN}
