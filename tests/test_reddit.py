@@ -19,7 +19,13 @@ from urllib.parse import parse_qs
 
 import pytest
 from synthtune.core.errors import ConfigError
-from synthtune.plugins.reddit import Credentials, RedditClient, RedditError, RedditSourceSettings, iter_stories
+from synthtune.plugins.reddit import (
+    Credentials,
+    RedditClient,
+    RedditError,
+    RedditSourceSettings,
+    iter_stories,
+)
 from synthtune.plugins.reddit.auth import user_agent
 from synthtune.plugins.reddit.sample_threads import DINER, NOT_STORIES, STORY_IDS
 from synthtune.plugins.reddit.story_rules import StoryRules, skip_reason
@@ -69,7 +75,9 @@ class Script:
         self.tokens = tokens
         self.calls: list[tuple[str, str, dict[str, str], bytes | None]] = []
 
-    def __call__(self, method: str, url: str, sent: dict[str, str], body: bytes | None, timeout: float) -> HttpReply:
+    def __call__(
+        self, method: str, url: str, sent: dict[str, str], body: bytes | None, timeout: float
+    ) -> HttpReply:
         self.calls.append((method, url, sent, body))
         if url.endswith("/api/v1/access_token"):
             if self.tokens is not None:
@@ -93,9 +101,15 @@ def ok(document: Any = None, **head: str) -> HttpReply:
     return HttpReply(200, json.dumps(document if document is not None else {}).encode(), headers(**head))
 
 
-def client_for(script: Script, clock: Clock, cache: dict[str, str] | None = None, **settings: Any) -> RedditClient:
+def client_for(
+    script: Script, clock: Clock, cache: dict[str, str] | None = None, **settings: Any
+) -> RedditClient:
     store = {} if cache is None else cache
-    options = {"base_url": "https://oauth.reddit.test", "auth_url": "https://www.reddit.test", "username": "tester"}
+    options = {
+        "base_url": "https://oauth.reddit.test",
+        "auth_url": "https://www.reddit.test",
+        "username": "tester",
+    }
     return RedditClient(
         RedditSourceSettings(**{**options, **settings}),
         store.get,
@@ -117,7 +131,9 @@ def http_client(server: FakeReddit, cache: dict[str, str] | None = None, **setti
     store = {} if cache is None else cache
     options = {"base_url": server.base_url, "auth_url": server.base_url, "username": "tester", **settings}
     credentials = Credentials(server.client_id, server.client_secret, server.refresh_token)
-    return RedditClient(RedditSourceSettings(**options), store.get, store.__setitem__, credentials=credentials)
+    return RedditClient(
+        RedditSourceSettings(**options), store.get, store.__setitem__, credentials=credentials
+    )
 
 
 def walk(server: FakeReddit, cache: dict[str, str] | None = None, **settings: Any) -> list[Any]:
@@ -233,7 +249,9 @@ def test_missing_credentials_say_what_changed_and_what_to_do() -> None:
     assert "403" in message and "OAuth app" in message and "approval" in message
     assert "writing-coach-dump" in message and "writing-coach-hf" in message
     assert '"The reddit source" in the README' in message
-    assert Credentials.from_env({"REDDIT_CLIENT_ID": "i", "REDDIT_CLIENT_SECRET": "s"}) == Credentials("i", "s")
+    assert Credentials.from_env({"REDDIT_CLIENT_ID": "i", "REDDIT_CLIENT_SECRET": "s"}) == Credentials(
+        "i", "s"
+    )
     assert "secret-value" not in repr(Credentials("i", "secret-value"))
 
 
@@ -245,11 +263,17 @@ def test_an_expiring_token_is_renewed_before_it_lapses() -> None:
     clock.now += 95  # inside the renewal margin (10% of the lifetime)
     client.get_json("/b")
     client.get_json("/c")
-    assert [c[2]["Authorization"] for c in script.api_calls] == ["bearer first", "bearer second", "bearer second"]
+    assert [c[2]["Authorization"] for c in script.api_calls] == [
+        "bearer first",
+        "bearer second",
+        "bearer second",
+    ]
 
 
 def test_a_refused_token_is_renewed_once_then_reported_as_revoked() -> None:
-    unauthorized = HttpReply(401, b'{"error": 401}', headers(www_authenticate='Bearer realm="reddit", error="invalid_token"'))
+    unauthorized = HttpReply(
+        401, b'{"error": 401}', headers(www_authenticate='Bearer realm="reddit", error="invalid_token"')
+    )
     script = Script(unauthorized, ok({"n": 1}))
     assert client_for(script, Clock()).get_json("/a") == {"n": 1}
     assert len(script.token_calls) == 2
@@ -308,7 +332,10 @@ def test_downloads_are_cached_by_url_and_refresh_bypasses_the_cache() -> None:
 def test_a_cached_walk_needs_no_credentials() -> None:
     cache = {"https://oauth.reddit.test/a": '{"n": 1}'}
     client = RedditClient(
-        RedditSourceSettings(base_url="https://oauth.reddit.test"), cache.get, cache.__setitem__, fetch=Script()
+        RedditSourceSettings(base_url="https://oauth.reddit.test"),
+        cache.get,
+        cache.__setitem__,
+        fetch=Script(),
     )
     assert client.get_json("/a") == {"n": 1}  # no REDDIT_* in the environment (conftest)
 
@@ -316,7 +343,10 @@ def test_a_cached_walk_needs_no_credentials() -> None:
 def test_a_429_is_waited_out_using_the_reset_header() -> None:
     clock = Clock()
     throttled = HttpReply(429, b"{}", headers(x_ratelimit_remaining="0", x_ratelimit_reset="7"))
-    script = Script(throttled, ok({"fine": True}, x_ratelimit_used="1", x_ratelimit_remaining="999", x_ratelimit_reset="590"))
+    script = Script(
+        throttled,
+        ok({"fine": True}, x_ratelimit_used="1", x_ratelimit_remaining="999", x_ratelimit_reset="590"),
+    )
     client = client_for(script, clock)
     assert client.get_json("/a") == {"fine": True}
     assert len(script.api_calls) == 2
@@ -346,7 +376,9 @@ def test_a_wait_longer_than_max_wait_is_refused() -> None:
 
 def test_server_errors_and_network_errors_back_off_then_succeed() -> None:
     clock = Clock()
-    script = Script(HttpReply(503, b"busy", headers()), urllib.error.URLError("connection refused"), ok({"n": 1}))
+    script = Script(
+        HttpReply(503, b"busy", headers()), urllib.error.URLError("connection refused"), ok({"n": 1})
+    )
     assert client_for(script, clock).get_json("/a") == {"n": 1}
     assert len(clock.sleeps) == 2 and clock.sleeps[1] > clock.sleeps[0] >= 1.0
 
@@ -522,7 +554,8 @@ def test_logged_out_requests_are_refused_with_403(fake_reddit: FakeReddit) -> No
 def test_the_fake_refuses_agents_not_in_reddits_form(fake_reddit: FakeReddit) -> None:
     for agent in ("Python-urllib/3.11", "Mozilla/5.0 (X11; Linux x86_64)", "synthtune/0.1"):
         request = urllib.request.Request(
-            f"{fake_reddit.base_url}/r/WritingPrompts/top", headers={"User-Agent": agent, "Authorization": "bearer x"}
+            f"{fake_reddit.base_url}/r/WritingPrompts/top",
+            headers={"User-Agent": agent, "Authorization": "bearer x"},
         )
         with pytest.raises(urllib.error.HTTPError) as caught:
             urllib.request.urlopen(request, timeout=5)
@@ -552,4 +585,3 @@ def test_bad_settings_are_rejected() -> None:
         RedditSourceSettings(base_url="ftp://reddit.com")
     with pytest.raises(ValueError):
         RedditSourceSettings(username="no spaces allowed")
-

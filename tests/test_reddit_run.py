@@ -70,7 +70,9 @@ def test_limit_5_with_credentials_fetches_with_a_token_within_the_budget(
 
 def test_without_credentials_one_line_and_exit_2_before_any_request(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REDDIT_", "OPENAI_"))}
-    env.update(OPENAI_API_KEY="sk-test", OPENAI_BASE_URL="http://127.0.0.1:9/v1", SYNTHTUNE_PRESETS_DIR=str(tmp_path))
+    env.update(
+        OPENAI_API_KEY="sk-test", OPENAI_BASE_URL="http://127.0.0.1:9/v1", SYNTHTUNE_PRESETS_DIR=str(tmp_path)
+    )
     with FakeReddit() as reddit:
         result = tune(*run_args(reddit, "--limit", "5"), env=env, cwd=tmp_path)
     assert result.returncode == 2, result.stderr
@@ -82,7 +84,9 @@ def test_without_credentials_one_line_and_exit_2_before_any_request(tmp_path: Pa
     assert reddit.request_count == 0
 
 
-def test_a_403_from_the_api_is_one_line(cli, fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_403_from_the_api_is_one_line(
+    cli, fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with FakeReddit() as reddit:
         for name, value in reddit.env().items():
             monkeypatch.setenv(name, value)

@@ -58,7 +58,9 @@ class Credentials:
         client_id = env.get(CLIENT_ID_ENV, "").strip()
         secret = env.get(CLIENT_SECRET_ENV, "").strip()
         if not client_id or not secret:
-            missing = [name for name, value in ((CLIENT_ID_ENV, client_id), (CLIENT_SECRET_ENV, secret)) if not value]
+            missing = [
+                name for name, value in ((CLIENT_ID_ENV, client_id), (CLIENT_SECRET_ENV, secret)) if not value
+            ]
             raise ConfigError(no_credentials(missing))
         refresh = env.get(REFRESH_TOKEN_ENV, "").strip() or None
         return cls(client_id, secret, refresh)
@@ -137,4 +139,3 @@ def _json_object(body: bytes) -> dict[str, object] | None:
     except (json.JSONDecodeError, UnicodeDecodeError):
         return None
     return value if isinstance(value, dict) else None
-

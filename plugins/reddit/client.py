@@ -98,7 +98,11 @@ class RedditClient:
         renewed = False
         while True:
             token = tokens.current()
-            headers = {"User-Agent": tokens.agent, "Authorization": f"bearer {token}", "Accept": "application/json"}
+            headers = {
+                "User-Agent": tokens.agent,
+                "Authorization": f"bearer {token}",
+                "Accept": "application/json",
+            }
             reply = self._send("GET", url, headers, None)
             if reply.status == 200:
                 if len(reply.body) > MAX_BODY_BYTES:
@@ -158,7 +162,10 @@ class RedditClient:
         if reply.status == 429:
             told = [
                 v
-                for v in (header_number(reply.headers, "retry-after"), header_number(reply.headers, "x-ratelimit-reset"))
+                for v in (
+                    header_number(reply.headers, "retry-after"),
+                    header_number(reply.headers, "x-ratelimit-reset"),
+                )
                 if v is not None
             ]
             if told:

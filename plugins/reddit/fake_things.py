@@ -97,7 +97,9 @@ def thread_document(post: FakePost, escape: bool) -> list[dict[str, Any]]:
     counter = iter(range(1, 1_000_000))
     return [
         listing([{"kind": "t3", "data": post_data(post, escape)}], after=None),
-        listing([_comment_thing(c, post, f"t3_{post.id}", 0, escape, counter) for c in post.comments], after=None),
+        listing(
+            [_comment_thing(c, post, f"t3_{post.id}", 0, escape, counter) for c in post.comments], after=None
+        ),
     ]
 
 

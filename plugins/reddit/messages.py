@@ -6,7 +6,10 @@ Each says what changed at Reddit, what the user can do, and where the README exp
 from __future__ import annotations
 
 README = 'see "The reddit source" in the README'
-OFFLINE = "or run offline with --preset writing-coach-dump (Reddit dumps) or writing-coach-hf (a Hugging Face dataset)"
+OFFLINE = (
+    "or run offline with --preset writing-coach-dump (Reddit dumps) or writing-coach-hf "
+    "(a Hugging Face dataset)"
+)
 
 
 def no_credentials(missing: list[str]) -> str:
@@ -44,7 +47,10 @@ def redirected(url: str, status: int, location: str) -> str:
 REFUSED_CREDENTIALS = (
     "reddit: {url} refused the app's credentials ({detail}): the client id or secret is wrong, the "
     "app was revoked or not approved, or the refresh token was revoked; check REDDIT_CLIENT_ID, "
-    "REDDIT_CLIENT_SECRET and REDDIT_REFRESH_TOKEN at https://www.reddit.com/prefs/apps, " + OFFLINE + "; " + README
+    "REDDIT_CLIENT_SECRET and REDDIT_REFRESH_TOKEN at https://www.reddit.com/prefs/apps, "
+    + OFFLINE
+    + "; "
+    + README
 )
 
 

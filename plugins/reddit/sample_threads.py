@@ -4,7 +4,8 @@ Written for synthtune (no real Reddit content). Nine stories, each naming a diff
 character so a test can tell them apart, and one of every kind of top-level comment the source
 must skip: a stickied AutoModerator notice, a bot, a stickied moderator note, an AutoModerator
 comment that is not stickied, a comment by a deleted account, a comment whose body a moderator
-removed, a short reply, "load more" stubs, a stickied post and an NSFW post. A long reply nested under a story must never be read either.
+removed, a short reply, "load more" stubs, a stickied post and an NSFW post. A long reply nested
+under a story must never be read either.
 
 :data:`STORY_IDS` lists the story comment ids in the order the source yields them;
 :data:`NOT_STORIES` maps each non-story comment id to a phrase only it contains.

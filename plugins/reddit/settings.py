@@ -32,7 +32,9 @@ class RedditSourceSettings(StoryRules):
     period: Period = Field(default="month", description="the t= of /top: hour, day, week, month, year, all")
     max_posts: int = Field(default=100, ge=1, le=10_000, description="posts whose comments are read")
     comment_sort: Literal["confidence", "top", "new", "old", "controversial", "qa"] = "top"
-    base_url: str = Field(default="https://oauth.reddit.com", description="the API (tests point it at a fake)")
+    base_url: str = Field(
+        default="https://oauth.reddit.com", description="the API (tests point it at a fake)"
+    )
     auth_url: str = Field(default="https://www.reddit.com", description="where /api/v1/access_token lives")
     username: str | None = Field(
         default=None,
@@ -40,7 +42,9 @@ class RedditSourceSettings(StoryRules):
         description="your Reddit username for the User-Agent's (by /u/...); default $REDDIT_USERNAME",
     )
     app_id: str = Field(default="synthtune", pattern=r"^[^:\s]+$", description="the User-Agent's app ID")
-    app_version: str = Field(default=__version__, pattern=r"^[^:\s]+$", description="the User-Agent's version")
+    app_version: str = Field(
+        default=__version__, pattern=r"^[^:\s]+$", description="the User-Agent's version"
+    )
     platform: str = Field(default="python", pattern=r"^[^:\s]+$", description="the User-Agent's platform")
     user_agent: str | None = Field(
         default=None, description="the whole User-Agent, instead of the four parts above"

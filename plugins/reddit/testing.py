@@ -20,8 +20,8 @@ default agents. Every API answer carries ``X-Ratelimit-Used/Remaining/Reset`` fr
 (``quota`` requests per ``window`` seconds; Reddit's is 1,000 per 600 s, the default here is larger
 so tests paced by the headers do not wait); past the quota the answer is 429 until the window
 resets. :meth:`FakeReddit.throttle` scripts 429s, :meth:`FakeReddit.forbid_api` 403s, and
-:meth:`FakeReddit.revoke_tokens` and :meth:`FakeReddit.revoke_client` revoke access. Every request is logged in
-:attr:`FakeReddit.requests`. Text is HTML-escaped unless ``raw_json=1`` is asked.
+:meth:`FakeReddit.revoke_tokens` and :meth:`FakeReddit.revoke_client` revoke access. Every
+request is logged in :attr:`FakeReddit.requests`. Text is HTML-escaped unless ``raw_json=1`` is asked.
 
 Plugin authors can reuse it with their own threads::
 
@@ -219,7 +219,10 @@ class FakeReddit(LocalServer):
         with self._lock:
             status, headers, body = 200, {}, ""
             if self._bad_agent(request):
-                status, headers = 429, {"x-ratelimit-remaining": "0.0", "x-ratelimit-reset": str(int(self.window))}
+                status, headers = (
+                    429,
+                    {"x-ratelimit-remaining": "0.0", "x-ratelimit-reset": str(int(self.window))},
+                )
             elif not request.headers.get("Authorization") or self._forbidden:
                 status, body = 403, BLOCKED_PAGE
             elif sent is None or self._tokens.get(sent, 0.0) <= time.monotonic():
@@ -239,7 +242,9 @@ class FakeReddit(LocalServer):
         if status == 403:
             return web.Response(status=403, text=body, content_type="text/html"), headers
         message = {401: "Unauthorized", 429: "Too Many Requests"}[status]
-        return web.json_response({"message": message, "error": status}, status=status, headers=headers), headers
+        return web.json_response(
+            {"message": message, "error": status}, status=status, headers=headers
+        ), headers
 
     # -- handlers ---------------------------------------------------------------------------------
 
@@ -267,7 +272,12 @@ class FakeReddit(LocalServer):
                 self._tokens[token] = time.monotonic() + self.token_lifetime
                 self.tokens_issued += 1
                 status = 200
-                body = {"access_token": token, "token_type": "bearer", "expires_in": self.token_lifetime, "scope": "*"}
+                body = {
+                    "access_token": token,
+                    "token_type": "bearer",
+                    "expires_in": self.token_lifetime,
+                    "scope": "*",
+                }
             self._log(request, None, status)
         return web.json_response(body, status=status)
 

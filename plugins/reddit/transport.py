@@ -43,7 +43,9 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 _OPENER = urllib.request.build_opener(_NoRedirect)
 
 
-def urllib_fetch(method: str, url: str, headers: dict[str, str], body: bytes | None, timeout: float) -> HttpReply:
+def urllib_fetch(
+    method: str, url: str, headers: dict[str, str], body: bytes | None, timeout: float
+) -> HttpReply:
     """Send one request with urllib and return the answer, whatever its status."""
     request = urllib.request.Request(url, data=body, headers=headers, method=method)
     try:
