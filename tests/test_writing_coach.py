@@ -451,7 +451,14 @@ def test_preset_is_listed_with_its_description(cli) -> None:
         assert expected in shown.output
     # The description explains the choices: OAuth, the data terms, the offline presets.
     description = json.loads(shown.stdout)["description"]
-    for expected in ("OAuth", "REDDIT_CLIENT_ID", "Data API terms", "writing-coach-dump", "writing-coach-hf", "writing-coach-local"):
+    for expected in (
+        "OAuth",
+        "REDDIT_CLIENT_ID",
+        "Data API terms",
+        "writing-coach-dump",
+        "writing-coach-hf",
+        "writing-coach-local",
+    ):
         assert expected in description
     listed_names = {line.split()[0] for line in listed.output.splitlines() if line.strip()}
     assert {"writing-coach", "writing-coach-local", "writing-coach-dump", "writing-coach-hf"} <= listed_names
@@ -459,7 +466,9 @@ def test_preset_is_listed_with_its_description(cli) -> None:
 
 def test_reddit_refusing_is_one_clear_error(cli, fake_openai: FakeOpenAI, fake_reddit: FakeReddit) -> None:
     fake_reddit.throttle(times=5, reset=1)
-    result = cli("run", "--preset", "writing-coach", *reddit_at(fake_reddit), "--set", "source.max_retries=0", "--yes")
+    result = cli(
+        "run", "--preset", "writing-coach", *reddit_at(fake_reddit), "--set", "source.max_retries=0", "--yes"
+    )
     assert result.exit_code == 1
     assert "reddit: GET" in result.output and "HTTP 429 after 1 attempts" in result.output
     assert "Traceback" not in result.output
