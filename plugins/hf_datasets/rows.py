@@ -14,6 +14,7 @@ block at a time, nothing is converted to a cache first.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import socket
@@ -102,23 +103,24 @@ def hub_unreachable() -> str | None:
 def open_stream(settings: HFDatasetSettings, skip: int = 0) -> Iterator[dict[str, Any]]:
     """The dataset's rows from position ``skip`` on (an ``IterableDataset``), reduced to the
     columns a record needs when the dataset's columns are known before reading."""
-    try:
-        import datasets
-    except ImportError:
-        raise ConfigError(f"hf-datasets: reading datasets needs the datasets package: {INSTALL}") from None
+    target = local_target(settings)
+    if importlib.util.find_spec("datasets") is None:
+        raise ConfigError(f"hf-datasets: reading datasets needs the datasets package: {INSTALL}")
+    # Before importing datasets (seconds, and torch with it when installed): offline says so at once.
+    reason = hub_unreachable() if target is None else None
+    if reason is not None:
+        raise DatasetReadError(
+            f"hf-datasets: cannot reach the Hugging Face Hub to stream {settings.dataset!r} "
+            f"({reason}); rows read in earlier runs come from the run store, the rest needs the "
+            "Hub: run where it is reachable, or save the dataset there (save_to_disk) and set "
+            "source.path to the folder"
+        )
+    import datasets
+
     datasets.logging.set_verbosity_error()
     datasets.disable_progress_bars()
-    target = local_target(settings)
     try:
         if target is None:
-            reason = hub_unreachable()
-            if reason is not None:
-                raise DatasetReadError(
-                    f"hf-datasets: cannot reach the Hugging Face Hub to stream {settings.dataset!r} "
-                    f"({reason}); rows read in earlier runs come from the run store, the rest needs the "
-                    "Hub: run where it is reachable, or save the dataset there (save_to_disk) and set "
-                    "source.path to the folder"
-                )
             stream = datasets.load_dataset(
                 settings.dataset,
                 settings.config,

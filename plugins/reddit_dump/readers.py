@@ -28,7 +28,7 @@ from typing import Any
 from synthtune.core.errors import ConfigError, SynthtuneError
 
 ZSTD_WINDOW = 2**31
-READ_CHUNK = 1 << 20  # compressed bytes per read
+READ_CHUNK = 1 << 16  # compressed bytes per read: its output (up to ~100x) is held at once
 PARQUET_BATCH = 2048
 MAX_LINE = 64 << 20  # a post or comment is a few KB; a longer "line" is not a dump
 JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")
