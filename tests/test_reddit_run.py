@@ -69,7 +69,9 @@ def test_limit_5_with_credentials_fetches_with_a_token_within_the_budget(
 
 
 def test_without_credentials_one_line_and_exit_2_before_any_request(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDDIT_", "OPENAI_"))}
+    # In-process CLI tests may have set SYNTHTUNE_TRACEBACK in this process (`tune --traceback`).
+    dropped = ("REDDIT_", "OPENAI_", "SYNTHTUNE_TRACEBACK", "SYNTHTUNE_STORE", "SYNTHTUNE_LOAD_PLUGINS")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(dropped)}
     env.update(
         OPENAI_API_KEY="sk-test", OPENAI_BASE_URL="http://127.0.0.1:9/v1", SYNTHTUNE_PRESETS_DIR=str(tmp_path)
     )
