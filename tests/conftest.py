@@ -35,7 +35,8 @@ from synthtune.core.testing.together import FakeTogether  # noqa: E402
 
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Run in an empty folder with no user presets, no API key and no inherited base URL."""
+    """Run in an empty folder with no user presets, no API key or Reddit credentials and no
+    inherited base URL."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SYNTHTUNE_PRESETS_DIR", str(tmp_path / "user-presets"))
     for name in (
@@ -49,6 +50,10 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "SYNTHTUNE_STORE",
         "SYNTHTUNE_TRACEBACK",
         "SYNTHTUNE_LOAD_PLUGINS",
+        "REDDIT_CLIENT_ID",
+        "REDDIT_CLIENT_SECRET",
+        "REDDIT_REFRESH_TOKEN",
+        "REDDIT_USERNAME",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("SYNTHTUNE_DISABLE_PLUGINS", TEST_DISABLED_PLUGINS)

@@ -344,9 +344,17 @@ def test_formats_train_on_the_story_the_editor_saw() -> None:
 
 
 @pytest.fixture
-def fake_reddit() -> Iterator[FakeReddit]:
+def fake_reddit(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeReddit]:
+    """The Reddit stand-in, with its app's credentials in the environment."""
     with FakeReddit() as server:
+        for name, value in server.env().items():
+            monkeypatch.setenv(name, value)
         yield server
+
+
+def reddit_at(server: FakeReddit) -> list[str]:
+    """The --set options that point the reddit source at the stand-in."""
+    return ["--set", f"source.base_url={server.base_url}", "--set", f"source.auth_url={server.base_url}"]
 
 
 def test_writing_coach_end_to_end(
@@ -354,27 +362,21 @@ def test_writing_coach_end_to_end(
 ) -> None:
     fake_openai.responder = coach_responder
     fake_reddit.throttle(times=1, reset=1)
-    args = [
-        "run",
-        "--preset",
-        "writing-coach",
-        "--set",
-        f"source.base_url={fake_reddit.base_url}",
-        "--set",
-        "source.min_interval=0",
-        "--yes",
-    ]
+    args = ["run", "--preset", "writing-coach", *reddit_at(fake_reddit), "--yes"]
     result = cli(*args)
     assert result.exit_code == 0, result.output
     out = workdir / "runs" / "writing-coach"
 
-    # Reddit: the 429 was waited out (reset 1 s), then every page and thread read once.
-    first, second = fake_reddit.requests[:2]
+    # Reddit: a bearer token and Reddit's User-Agent on every request, the 429 waited out
+    # (reset 1 s), then every page and thread read once.
+    first, second = fake_reddit.api_requests()[:2]
     assert (first.status, second.status) == (429, 200) and first.path == second.path
     assert second.at - first.at >= 1.0
-    assert fake_reddit.paths(status=200).count("/r/WritingPrompts/top/.json") == 3
+    assert fake_reddit.paths(status=200).count("/r/WritingPrompts/top") == 3
     assert len(fake_reddit.paths(status=200)) == 6
     assert not any("morechildren" in path for path in fake_reddit.paths())
+    assert all(r.token for r in fake_reddit.api_requests()) and fake_reddit.tokens_issued == 1
+    assert {r.user_agent for r in fake_reddit.requests} == {"python:synthtune:0.1.0 (by /u/synthtune_tests)"}
 
     # Only the nine stories reached a prompt: no bot, stickied, AutoModerator, short, deleted,
     # nested reply, "more" stub or skipped-post text.
@@ -447,21 +449,27 @@ def test_preset_is_listed_with_its_description(cli) -> None:
     assert shown.exit_code == 0, shown.output
     for expected in ("reddit", "WritingPrompts", "max_story_tokens", "PROFESSIONAL FEEDBACK:"):
         assert expected in shown.output
+    # The description explains the choices: OAuth, the data terms, the offline presets.
+    description = json.loads(shown.stdout)["description"]
+    for expected in (
+        "OAuth",
+        "REDDIT_CLIENT_ID",
+        "Data API terms",
+        "writing-coach-dump",
+        "writing-coach-hf",
+        "writing-coach-local",
+    ):
+        assert expected in description
+    listed_names = {line.split()[0] for line in listed.output.splitlines() if line.strip()}
+    assert {"writing-coach", "writing-coach-local", "writing-coach-dump", "writing-coach-hf"} <= listed_names
 
 
 def test_reddit_refusing_is_one_clear_error(cli, fake_openai: FakeOpenAI, fake_reddit: FakeReddit) -> None:
     fake_reddit.throttle(times=5, reset=1)
     result = cli(
-        "run",
-        "--preset",
-        "writing-coach",
-        "--set",
-        f"source.base_url={fake_reddit.base_url}",
-        "--set",
-        "source.max_retries=0",
-        "--yes",
+        "run", "--preset", "writing-coach", *reddit_at(fake_reddit), "--set", "source.max_retries=0", "--yes"
     )
     assert result.exit_code == 1
     assert "reddit: GET" in result.output and "HTTP 429 after 1 attempts" in result.output
     assert "Traceback" not in result.output
-    assert fake_reddit.request_count == 1 and fake_openai.chat_count == 0
+    assert len(fake_reddit.api_requests()) == 1 and fake_openai.chat_count == 0

@@ -18,8 +18,10 @@ OUT = Path("runs") / "writing-coach"
 
 
 @pytest.fixture
-def fake_reddit() -> Iterator[FakeReddit]:
+def fake_reddit(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeReddit]:
     with FakeReddit() as server:
+        for name, value in server.env().items():
+            monkeypatch.setenv(name, value)
         yield server
 
 
@@ -34,7 +36,7 @@ def coach_run(cli, fake_openai: FakeOpenAI, fake_reddit: FakeReddit, workdir: Pa
         "--set",
         f"source.base_url={fake_reddit.base_url}",
         "--set",
-        "source.min_interval=0",
+        f"source.auth_url={fake_reddit.base_url}",
     )
     assert result.exit_code == 0, result.output
     return json.loads((workdir / OUT / "report.json").read_text())

@@ -1,8 +1,10 @@
-"""The ``reddit`` plugin: a source of top-level comments from a subreddit's top posts.
+"""The ``reddit`` plugin: a source of stories (top-level comments) from a subreddit's top posts,
+through Reddit's OAuth API.
 
 Usable by any task whose prompt reads ``record.data["text"]``: each record is one top-level
 comment (for r/WritingPrompts, a story) with the post's title as ``title``/``prompt``. Reddit text
-is untrusted data: it is passed on as text and never interpreted.
+is untrusted data: it is passed on as text and never interpreted. The story rules are shared with
+the ``reddit-dump`` source (:mod:`synthtune.plugins.reddit.story_rules`).
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ from collections.abc import Iterator
 
 from pydantic import BaseModel
 from synthtune.core import Record, RunContext, hookimpl
-from synthtune.plugins.reddit.client import RedditClient, RedditError
+from synthtune.plugins.reddit.auth import Credentials
+from synthtune.plugins.reddit.client import RedditClient
 from synthtune.plugins.reddit.settings import RedditSourceSettings
 from synthtune.plugins.reddit.stories import iter_stories
+from synthtune.plugins.reddit.transport import RedditError
 
-__all__ = ["RedditClient", "RedditError", "RedditSourceSettings", "iter_stories"]
+__all__ = ["Credentials", "RedditClient", "RedditError", "RedditSourceSettings", "iter_stories"]
 
 
 @hookimpl

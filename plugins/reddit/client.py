@@ -1,13 +1,12 @@
-"""A polite, caching HTTP client for Reddit's public JSON endpoints.
+"""A polite, caching OAuth client for Reddit's API.
 
 Every successful download is kept in the run store (keyed on its URL), so a rerun reads the store
-and sends nothing. Live requests are spaced at least ``min_interval`` apart and, when Reddit's
-``x-ratelimit-remaining``/``x-ratelimit-reset`` headers say the budget is running out, spread over
-what is left of the window. A 429 is waited out (``Retry-After`` or the reset header), 5xx and
-network errors are retried with backoff, both a bounded number of times.
-
-Synchronous on purpose: a source is pulled one record at a time and Reddit allows about one
-request every two seconds, so there is nothing for concurrency to win.
+and sends nothing, and needs no credentials. A live request carries a bearer token
+(:mod:`~synthtune.plugins.reddit.auth`) and Reddit's User-Agent, and waits as Reddit's rate-limit
+headers say (:mod:`~synthtune.plugins.reddit.ratelimit`). A 429 is waited out (``Retry-After`` or
+the reset header), 5xx and network errors are retried with backoff, both a bounded number of
+times. A 401 gets one new token and one retry (prawcore does the same); a second 401 means the
+access was revoked and ends the run with one line, as does a 403.
 """
 
 from __future__ import annotations
@@ -17,103 +16,45 @@ import json
 import logging
 import random
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from email.message import Message
 from typing import Any
 
-from synthtune.core.errors import SynthtuneError
+from synthtune.plugins.reddit.auth import Credentials, TokenSource, user_agent
+from synthtune.plugins.reddit.messages import forbidden, redirected, token_revoked
+from synthtune.plugins.reddit.ratelimit import RESET_MARGIN, RateBudget, header_number
 from synthtune.plugins.reddit.settings import RedditSourceSettings
+from synthtune.plugins.reddit.transport import MAX_BODY_BYTES, Fetch, HttpReply, RedditError, urllib_fetch
 
-MAX_BODY_BYTES = 32 * 1024 * 1024  # a thread's JSON is far smaller; this bounds a hostile reply
-LOW_BUDGET = 10  # below this many remaining requests, spread them over the rest of the window
-RESET_MARGIN = 0.5  # Reddit rounds x-ratelimit-reset to whole seconds
-RETRY_STATUSES = {429, 500, 502, 503, 504}
-
-
-class RedditError(SynthtuneError):
-    """Reddit refused or kept failing; the message says what to do."""
-
-
-@dataclass
-class HttpReply:
-    status: int
-    body: bytes
-    headers: Message
-
-
-@dataclass
-class RateBudget:
-    """What Reddit's last answer said about the request budget."""
-
-    remaining: float | None = None
-    reset: float | None = None  # seconds to the end of the window, as of ``seen_at``
-    seen_at: float = 0.0
-
-    def update(self, headers: Message, now: float) -> None:
-        remaining, reset = _number(headers, "x-ratelimit-remaining"), _number(headers, "x-ratelimit-reset")
-        if remaining is not None and reset is not None:
-            self.remaining, self.reset, self.seen_at = remaining, reset, now
-
-    def wait_before_next(self, now: float) -> float:
-        """Seconds to wait so the next request stays inside the budget."""
-        if self.remaining is None or self.reset is None:
-            return 0.0
-        elapsed = now - self.seen_at
-        if self.remaining < 1:  # spent: wait for the window to reset
-            return max(0.0, self.reset + RESET_MARGIN - elapsed)
-        if self.remaining < LOW_BUDGET:  # nearly spent: spread what is left over the window
-            return max(0.0, self.reset / self.remaining - elapsed)
-        return 0.0
-
-
-def _number(headers: Message, name: str) -> float | None:
-    raw = headers.get(name)
-    if raw is None:
-        return None
-    try:
-        return float(raw)
-    except ValueError:
-        return None
-
-
-Fetch = Callable[[str, dict[str, str], float], HttpReply]
-
-
-def urllib_fetch(url: str, headers: dict[str, str], timeout: float) -> HttpReply:
-    """GET ``url`` with urllib; HTTP error statuses are returned, not raised."""
-    request = urllib.request.Request(url, headers=headers, method="GET")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            body = response.read(MAX_BODY_BYTES + 1)
-            return HttpReply(response.status, body, response.headers)
-    except urllib.error.HTTPError as error:
-        body = error.read(64 * 1024) if error.fp is not None else b""
-        return HttpReply(error.code, body, error.headers)
+RETRY_STATUSES = {429, 500, 502, 503, 504, 520, 522}  # prawcore's list, plus 429
 
 
 @dataclass
 class RedditClient:
-    """GETs JSON from Reddit through the run store's cache, within Reddit's rate limits.
+    """GETs JSON from Reddit's API through the run store's cache, within Reddit's rate limits.
 
-    ``cache_get``/``cache_put`` are the run context's key-value cache; ``fetch``, ``sleep`` and
-    ``clock`` are replaceable so the waiting logic can be tested without waiting.
+    ``cache_get``/``cache_put`` are the run context's key-value cache. ``credentials`` default
+    to the environment's, read at the first live request. ``fetch``, ``sleep`` and ``clock``
+    are replaceable so the waiting logic can be tested without waiting.
     """
 
     settings: RedditSourceSettings
     cache_get: Callable[[str], str | None]
     cache_put: Callable[[str, str], None]
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("synthtune"))
+    credentials: Credentials | None = None
     fetch: Fetch = urllib_fetch
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
-    budget: RateBudget = field(default_factory=RateBudget)
+    budget: RateBudget | None = None
     requests: int = 0
     cache_hits: int = 0
     waited: float = 0.0
-    _last_request: float | None = None
+    _tokens: TokenSource | None = None
+
+    def __post_init__(self) -> None:
+        if self.budget is None:
+            self.budget = RateBudget(window=self.settings.rate_window, max_pace=self.settings.max_pace)
 
     def url(self, path: str) -> str:
         return f"{self.settings.base_url}{path}"
@@ -140,17 +81,56 @@ class RedditClient:
         self.cache_put(url, text)
         return document
 
+    @property
+    def tokens(self) -> TokenSource:
+        """The bearer-token source, made at the first live request (so a rerun served from the
+        run store needs no credentials)."""
+        if self._tokens is None:
+            credentials = self.credentials or Credentials.from_env()
+            agent = user_agent(self.settings)
+            self._tokens = TokenSource(self.settings, credentials, self._send, agent, self.clock)
+        return self._tokens
+
     # -- the live request ---------------------------------------------------------------------
 
     def _download(self, url: str) -> str:
-        headers = {"User-Agent": self.settings.user_agent, "Accept": "application/json"}
+        tokens = self.tokens
+        renewed = False
+        while True:
+            token = tokens.current()
+            headers = {
+                "User-Agent": tokens.agent,
+                "Authorization": f"bearer {token}",
+                "Accept": "application/json",
+            }
+            reply = self._send("GET", url, headers, None)
+            if reply.status == 200:
+                if len(reply.body) > MAX_BODY_BYTES:
+                    raise RedditError(f"reddit: {url} answered more than {MAX_BODY_BYTES} bytes")
+                return reply.body.decode("utf-8", errors="replace")
+            if reply.status == 401:
+                if renewed:
+                    raise RedditError(token_revoked(url))
+                self.log.info("reddit: the access token was refused (HTTP 401); fetching a new one")
+                tokens.invalidate()
+                renewed = True
+                continue
+            if reply.status == 403:
+                raise RedditError(forbidden(url))
+            if reply.status in (301, 302, 303, 307, 308):
+                raise RedditError(redirected(url, reply.status, reply.headers.get("location", "")))
+            raise RedditError(f"reddit: GET {url} returned HTTP {reply.status}{_hint(reply.status)}")
+
+    def _send(self, method: str, url: str, headers: dict[str, str], body: bytes | None) -> HttpReply:
+        """One request, paced by the budget, retried on 429, 5xx and network errors; any other
+        answer is returned as it is."""
+        assert self.budget is not None
         attempt = 0
         while True:
             self._pace()
-            self._last_request = self.clock()
             self.requests += 1
             try:
-                reply = self.fetch(url, headers, self.settings.timeout)
+                reply = self.fetch(method, url, headers, body, self.settings.timeout)
             except (OSError, http.client.HTTPException) as error:  # URLError, timeouts, resets
                 reason = getattr(error, "reason", error)
                 if attempt >= self.settings.max_retries:
@@ -161,16 +141,12 @@ class RedditClient:
                 self._wait(self._backoff(attempt), f"network error ({reason})")
                 continue
             self.budget.update(reply.headers, self.clock())
-            if reply.status == 200:
-                if len(reply.body) > MAX_BODY_BYTES:
-                    raise RedditError(f"reddit: {url} answered more than {MAX_BODY_BYTES} bytes")
-                return reply.body.decode("utf-8", errors="replace")
             if reply.status not in RETRY_STATUSES:
-                raise RedditError(f"reddit: GET {url} returned HTTP {reply.status}{_hint(reply.status)}")
+                return reply
             if attempt >= self.settings.max_retries:
                 raise RedditError(
-                    f"reddit: GET {url} still returned HTTP {reply.status} after {attempt + 1} attempts; "
-                    "try again later or raise source.min_interval"
+                    f"reddit: {method} {url} still returned HTTP {reply.status} after {attempt + 1} "
+                    "attempts; try again later"
                 )
             attempt += 1
             delay = self._retry_delay(reply, attempt)
@@ -184,23 +160,25 @@ class RedditClient:
     def _retry_delay(self, reply: HttpReply, attempt: int) -> float:
         """How long to wait after a retryable answer: what Reddit says, else exponential backoff."""
         if reply.status == 429:
-            retry_after = _number(reply.headers, "retry-after")
-            reset = _number(reply.headers, "x-ratelimit-reset")
-            told = [v for v in (retry_after, reset) if v is not None]
+            told = [
+                v
+                for v in (
+                    header_number(reply.headers, "retry-after"),
+                    header_number(reply.headers, "x-ratelimit-reset"),
+                )
+                if v is not None
+            ]
             if told:
                 return max(told) + RESET_MARGIN
         return self._backoff(attempt)
 
     def _backoff(self, attempt: int) -> float:
-        base = max(self.settings.min_interval, 1.0)
-        return min(60.0, base * 2 ** (attempt - 1)) * random.uniform(1.0, 1.25)
+        return min(60.0, 2.0 ** (attempt - 1)) * random.uniform(1.0, 1.25)
 
     def _pace(self) -> None:
-        """Keep ``min_interval`` between requests and stay inside the advertised budget."""
-        now = self.clock()
-        delay = self.budget.wait_before_next(now)
-        if self._last_request is not None:
-            delay = max(delay, self.settings.min_interval - (now - self._last_request))
+        """Stay inside the budget Reddit's headers advertise."""
+        assert self.budget is not None
+        delay = self.budget.wait_before_next(self.clock())
         if delay > self.settings.max_wait:
             raise RedditError(
                 f"reddit: rate limit budget spent; the window resets in {delay:.0f}s "
@@ -217,8 +195,6 @@ class RedditClient:
 
 
 def _hint(status: int) -> str:
-    if status == 403:
-        return " (private or quarantined subreddit, or a User-Agent Reddit refuses)"
     if status == 404:
         return " (no such subreddit or post, or it was banned)"
     return ""

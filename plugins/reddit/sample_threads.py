@@ -3,8 +3,9 @@
 Written for synthtune (no real Reddit content). Nine stories, each naming a different main
 character so a test can tell them apart, and one of every kind of top-level comment the source
 must skip: a stickied AutoModerator notice, a bot, a stickied moderator note, an AutoModerator
-comment that is not stickied, a comment by a deleted account, a short reply, "load more" stubs,
-a stickied post and an NSFW post. A long reply nested under a story must never be read either.
+comment that is not stickied, a comment by a deleted account, a comment whose body a moderator
+removed, a short reply, "load more" stubs, a stickied post and an NSFW post. A long reply nested
+under a story must never be read either.
 
 :data:`STORY_IDS` lists the story comment ids in the order the source yields them;
 :data:`NOT_STORIES` maps each non-story comment id to a phrase only it contains.
@@ -12,7 +13,7 @@ a stickied post and an NSFW post. A long reply nested under a story must never b
 
 from __future__ import annotations
 
-from synthtune.plugins.reddit.testing import FakeComment, FakePost
+from synthtune.plugins.reddit.fake_things import FakeComment, FakePost
 
 AUTOMOD_NOTICE = (
     "**Welcome to the Prompt!** All top-level comments must be a story or poem. Reply here for "
@@ -212,7 +213,7 @@ def sample_posts() -> list[FakePost]:
             "abc103",
             "[SP] A diner that only opens when it rains.",
             [FakeComment("amp08", DINER), FakeComment("bees06", BEES), FakeComment("moth07", MOTH)]
-            + [FakeComment("wolf09", WOLF)],
+            + [FakeComment("removed1", "[removed]", author="gone_writer"), FakeComment("wolf09", WOLF)],
         ),
     ]
 

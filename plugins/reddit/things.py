@@ -1,8 +1,9 @@
-"""Reddit's JSON "things", read defensively.
+"""Reddit's JSON "things" (posts ``t3``, comments ``t1``), read defensively.
 
-Everything here is untrusted data from the network: fields are checked for type, missing fields
-get safe defaults, and a permalink is only ever used as a path on the configured host after it
-matched the shape Reddit gives them.
+Everything here is untrusted data, from the network or from a dump file: fields are checked for
+type, missing fields get safe defaults, a post id is only used in a request path once it looks
+like one of Reddit's base-36 ids, and a permalink is only kept when it has the shape Reddit gives
+them (it ends up in a link on the public site).
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ from collections.abc import Iterator
 from typing import Any
 
 from pydantic import BaseModel
-from synthtune.plugins.reddit.settings import RedditSourceSettings
 
 PERMALINK = re.compile(r"^/r/[A-Za-z0-9_]{2,21}/comments/[A-Za-z0-9]{1,16}/[^?#\s]*$")
+THING_ID = re.compile(r"^[a-z0-9]{1,16}$")
 
 
 class Post(BaseModel):
-    """A submission (kind ``t3``) from a listing."""
+    """A submission (kind ``t3``)."""
 
     id: str
     title: str
@@ -28,10 +29,11 @@ class Post(BaseModel):
     stickied: bool = False
     over_18: bool = False
     num_comments: int = 0
+    score: int = 0
 
 
 class Comment(BaseModel):
-    """A top-level comment (kind ``t1``)."""
+    """A comment (kind ``t1``)."""
 
     id: str
     body: str
@@ -41,7 +43,7 @@ class Comment(BaseModel):
     score: int = 0
 
 
-def _str(data: dict[str, Any], key: str) -> str:
+def text_field(data: dict[str, Any], key: str) -> str:
     value = data.get(key)
     return value if isinstance(value, str) else ""
 
@@ -50,8 +52,10 @@ def _bool(data: dict[str, Any], key: str) -> bool:
     return data.get(key) is True
 
 
-def _int(data: dict[str, Any], key: str) -> int:
+def int_field(data: dict[str, Any], key: str) -> int:
     value = data.get(key)
+    if isinstance(value, float) and value.is_integer():  # some exports store scores as floats
+        return int(value)
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
@@ -62,6 +66,29 @@ def _children(listing: Any) -> list[dict[str, Any]]:
     return [c for c in children if isinstance(c, dict)] if isinstance(children, list) else []
 
 
+def post(data: dict[str, Any]) -> Post | None:
+    """A post from its fields, or None when it has no usable id. A missing or odd permalink is
+    replaced by the canonical ``/r/SUB/comments/ID/``."""
+    post_id = text_field(data, "id")
+    if not THING_ID.match(post_id):
+        return None
+    subreddit = text_field(data, "subreddit")
+    permalink = text_field(data, "permalink")
+    if not PERMALINK.match(permalink):
+        permalink = f"/r/{subreddit}/comments/{post_id}/" if subreddit else ""
+    return Post(
+        id=post_id,
+        title=text_field(data, "title"),
+        permalink=permalink,
+        subreddit=subreddit,
+        author=text_field(data, "author"),
+        stickied=_bool(data, "stickied"),
+        over_18=_bool(data, "over_18"),
+        num_comments=int_field(data, "num_comments"),
+        score=int_field(data, "score"),
+    )
+
+
 def listing_posts(document: Any) -> tuple[list[Post], str | None]:
     """The posts of one ``/top`` page and the ``after`` cursor of the next (None at the end)."""
     posts = []
@@ -69,22 +96,9 @@ def listing_posts(document: Any) -> tuple[list[Post], str | None]:
         data = child.get("data")
         if child.get("kind") != "t3" or not isinstance(data, dict):
             continue
-        permalink = _str(data, "permalink")
-        post_id = _str(data, "id")
-        if not post_id or not PERMALINK.match(permalink):
-            continue
-        posts.append(
-            Post(
-                id=post_id,
-                title=_str(data, "title"),
-                permalink=permalink,
-                subreddit=_str(data, "subreddit"),
-                author=_str(data, "author"),
-                stickied=_bool(data, "stickied"),
-                over_18=_bool(data, "over_18"),
-                num_comments=_int(data, "num_comments"),
-            )
-        )
+        found = post(data)
+        if found is not None:
+            posts.append(found)
     after = None
     if isinstance(document, dict) and isinstance(document.get("data"), dict):
         cursor = document["data"].get("after")
@@ -102,36 +116,13 @@ def top_level(document: Any) -> Iterator[tuple[str, dict[str, Any]]]:
         yield str(child.get("kind")), data if isinstance(data, dict) else {}
 
 
-def skip_reason(kind: str, data: dict[str, Any], settings: RedditSourceSettings) -> str | None:
-    """Why a top-level child is not a story, or None when it is one."""
-    if kind == "more":
-        return "more stub"
-    if kind != "t1":
-        return f"not a comment ({kind})"
-    body = _str(data, "body").strip()
-    if _bool(data, "stickied"):
-        return "stickied"
-    if _str(data, "author") in settings.skip_authors:
-        return "author"
-    if body in ("[deleted]", "[removed]"):
-        return "deleted"
-    lowered = body.lower()
-    if any(phrase.lower() in lowered for phrase in settings.bot_phrases):
-        return "bot"
-    if len(body) < settings.min_chars:
-        return "short"
-    if not _str(data, "id"):
-        return "no id"
-    return None
-
-
 def comment(data: dict[str, Any]) -> Comment:
-    permalink = _str(data, "permalink")
+    permalink = text_field(data, "permalink")
     return Comment(
-        id=_str(data, "id"),
-        body=_str(data, "body").strip().replace("\r\n", "\n"),
-        author=_str(data, "author"),
+        id=text_field(data, "id"),
+        body=text_field(data, "body").strip().replace("\r\n", "\n"),
+        author=text_field(data, "author"),
         stickied=_bool(data, "stickied"),
         permalink=permalink if PERMALINK.match(permalink) else "",
-        score=_int(data, "score"),
+        score=int_field(data, "score"),
     )
