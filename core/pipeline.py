@@ -409,8 +409,16 @@ class Pipeline:
         call = self.host.stage(choice.plugin, "generate")
         feed = _Prepended(first, requests)
         outcomes = call(requests=feed, settings=choice.settings, context=self._context(choice.plugin))
-        async for outcome in outcomes:
-            self._on_outcome(outcome)
+        # Closed here, inside the loop, when a later stage raises: left to the loop's shutdown,
+        # the backend's generator and its guard are finalized out of order and asyncio prints
+        # a traceback before the one-line error.
+        try:
+            async for outcome in outcomes:
+                self._on_outcome(outcome)
+        finally:
+            aclose = getattr(outcomes, "aclose", None)
+            if aclose is not None:
+                await aclose()
         for key in list(self._pending):
             self._on_outcome(GenerationOutcome(key=key, error="the backend gave no answer"))
 

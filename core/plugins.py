@@ -104,38 +104,39 @@ class StageCall:
         except SynthtuneError:
             raise
         except Exception as error:
-            raise PluginError(self.plugin, self.stage, error) from error
+            raise PluginError(self.plugin, self.stage, error, _record_id(kwargs)) from error
         kind = type(result)
         if kind is list or kind is tuple:  # the common case first: prompt and format lists
             for item in result:
-                self._check(item)
+                self._check(item, kwargs)
             return result
         # Generators run their body only when iterated: guard the iteration too.
         if isinstance(result, AsyncIterator):
             return self._guard_async(result)
         if isinstance(result, Iterator):
-            return self._guard(result)
+            return self._guard(result, _record_id(kwargs))
         if isinstance(result, list | tuple):
             for item in result:
-                self._check(item)
+                self._check(item, kwargs)
         return result
 
-    def _check(self, item: Any) -> Any:
+    def _check(self, item: Any, kwargs: dict[str, Any] | None = None, record_id: str | None = None) -> Any:
         """``item`` if it has the type the stage promises (where the core relies on it)."""
         expected = ITEM_TYPES.get(self.stage)
         if expected is not None and not isinstance(item, expected):
             problem = TypeError(f"returned {type(item).__name__}, not a {expected.__name__}")
-            raise PluginError(self.plugin, self.stage, problem)
+            record_id = record_id if kwargs is None else _record_id(kwargs)
+            raise PluginError(self.plugin, self.stage, problem, record_id)
         return item
 
-    def _guard(self, items: Iterator[Any]) -> Iterator[Any]:
+    def _guard(self, items: Iterator[Any], record_id: str | None) -> Iterator[Any]:
         try:
             for item in items:
-                yield self._check(item)
+                yield self._check(item, record_id=record_id)
         except SynthtuneError:
             raise
         except Exception as error:
-            raise PluginError(self.plugin, self.stage, error) from error
+            raise PluginError(self.plugin, self.stage, error, record_id) from error
         finally:
             close = getattr(items, "close", None)
             if close is not None:
@@ -153,6 +154,15 @@ class StageCall:
             aclose = getattr(items, "aclose", None)
             if aclose is not None:
                 await aclose()
+
+
+def _record_id(kwargs: dict[str, Any]) -> str | None:
+    """The id of the record a stage call works on (``record``, or ``sample.record``), if any."""
+    record = kwargs.get("record")
+    if record is None:
+        record = getattr(kwargs.get("sample"), "record", None)
+    record_id = getattr(record, "id", None)
+    return record_id if isinstance(record_id, str) else None
 
 
 @dataclass

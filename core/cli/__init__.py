@@ -107,7 +107,11 @@ def build_app(host: PluginHost | None = None) -> typer.Typer:
         ctx: typer.Context,
         version: bool = typer.Option(False, "--version", help="Print the version and exit."),
         show_traceback: bool = typer.Option(
-            False, "--traceback", help="Show full tracebacks for errors (or SYNTHTUNE_TRACEBACK=1)."
+            False,
+            "--traceback",
+            "--debug",
+            "-v",
+            help="Show full tracebacks for errors and plugin warnings (or SYNTHTUNE_TRACEBACK=1).",
         ),
     ) -> None:
         if show_traceback:
