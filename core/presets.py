@@ -1,8 +1,10 @@
 """Presets: TOML files that pick a plugin per stage and its settings.
 
-Presets come from (later wins on a name clash): the bundled ``synthtune.presets`` package, installed
-plugins (``register_presets``), and the user's folder (``$SYNTHTUNE_PRESETS_DIR``, default
-``~/.config/synthtune/presets``). A path to a ``.toml`` file is always accepted as well.
+Presets come from the bundled ``synthtune.presets`` package, installed plugins
+(``register_presets``), and the user's folder (``$SYNTHTUNE_PRESETS_DIR``, default
+``~/.config/synthtune/presets``). A plugin's preset cannot replace a bundled one or another
+plugin's (a warning names it); the user's folder wins over both. A path to a ``.toml`` file is
+always accepted as well.
 
 A preset is resolved completely, every stage's settings validated against its plugin's model,
 before any work starts; errors name the file, the stage and the field.
@@ -156,16 +158,18 @@ def _from_plugins(host: PluginHost) -> Iterable[PresetEntry]:
 
 
 def available_presets(host: PluginHost) -> dict[str, PresetEntry]:
-    """Every preset by name. Later sources override earlier ones: bundled < plugins < user."""
+    """Every preset by name. A plugin's preset cannot take a bundled preset's name or another
+    plugin's (a warning names it; the first stays); the user's folder overrides any of them."""
     presets: dict[str, PresetEntry] = {}
     for entry in _bundled():
         presets[entry.name] = entry
     for entry in _from_plugins(host):
         earlier = presets.get(entry.name)
-        if earlier is not None and earlier.provider not in ("bundled", entry.provider):
+        if earlier is not None and earlier.provider != entry.provider:
+            hint = " (a bundled preset: give yours another name; it can extend that one)"
             host.warnings.append(
-                f"preset {entry.name!r} from plugin {entry.provider!r} ignored: "
-                f"already provided by {earlier.origin}"
+                f"preset {entry.name!r} from plugin {entry.provider!r} ignored: already provided by "
+                f"{earlier.origin}{hint if earlier.provider == 'bundled' else ''}"
             )
             continue
         presets[entry.name] = entry
