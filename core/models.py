@@ -102,6 +102,8 @@ class GenerationRequest(BaseModel):
 
 
 class Usage(BaseModel):
+    """Tokens one completion used, as the server reported them (what prices are applied to)."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
 

@@ -35,7 +35,6 @@ FILTER_APPEND = "filter_append"
 STAGE_TABLES = ("source", "prompt", "generate", "format", "train")
 
 
-
 @dataclass(frozen=True)
 class PresetSource:
     """A preset's text and where it was found. ``key`` tells files apart however they were
