@@ -382,11 +382,13 @@ class PluginHost:
                 if RESERVED_SETTING in model.model_fields:
                     # The preset's `plugin` key names the plugin and is taken out before the
                     # settings are validated: this field would silently keep its default.
-                    self.warnings.append(
+                    line = (
                         f"plugin {plugin_name!r} settings model {model.__name__} for {stage!r} has a "
                         f"field {RESERVED_SETTING!r}, which presets use to name the plugin: it never "
                         "gets a preset's value; rename it"
                     )
+                    if line not in self.warnings:  # settings models are looked up on every resolve
+                        self.warnings.append(line)
                 return model
         return NoSettings
 

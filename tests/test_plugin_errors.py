@@ -10,7 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from plugin_helpers import Probe, write_probe_preset
+from plugin_helpers import Probe, install_distribution, tune, write_probe_preset
 from synthtune.core import PluginError, hookimpl
 from synthtune.core.plugins import PluginHost
 from synthtune.core.testing import FakeOpenAI
@@ -36,6 +36,13 @@ RUN_WITH_A_RAISING_FILTER = textwrap.dedent(
     build_app(host)(sys.argv[1:], prog_name="tune")
     """
 )
+
+
+@pytest.fixture(autouse=True)
+def restore_the_traceback_switch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`tune --debug` in-process sets SYNTHTUNE_TRACEBACK for the rest of the process: undo it
+    after each test, so later tests get one-line errors again."""
+    monkeypatch.setenv("SYNTHTUNE_TRACEBACK", "")
 
 
 def _run_in_a_process(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -121,3 +128,23 @@ def test_a_key_error_names_its_type(host: PluginHost, cli_for, workdir: Path) ->
         result.stderr
         == "error: plugin 'probe' failed in stage 'format' on record 'r0': KeyError: 'missing'\n"
     )
+
+
+def test_debug_before_the_command_adds_tracebacks_to_load_warnings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, workdir: Path
+) -> None:
+    site = install_distribution(
+        monkeypatch,
+        tmp_path / "site",
+        "synthtune-crashy",
+        "1.0",
+        {"crashy": "raise RuntimeError('no luck')\n"},
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNTHTUNE_TRACEBACK")}
+    env["PYTHONPATH"] = str(site)
+    quiet = tune("plugins", "list", env=env, cwd=workdir)
+    loud = tune("--debug", "plugins", "list", env=env, cwd=workdir)
+    warning = "warning: plugin 'crashy' failed to import: RuntimeError: no luck"
+    assert quiet.returncode == 0 and quiet.stderr.splitlines() == [warning]
+    assert loud.returncode == 0 and loud.stderr.startswith(warning + "\nTraceback (most recent call last):")
+    assert "synthtune_crashy_crashy.py" in loud.stderr

@@ -84,7 +84,7 @@ def test_filter_appends_a_filter_with_default_settings_to_a_bundled_preset(
     assert report["kept"] == 1 and report["dropped"] == {"dedupe: exact duplicate": 2}
 
 
-def test_filter_is_repeatable_and_set_reaches_the_appended_filter(cli) -> None:
+def test_filter_is_repeatable_and_set_reaches_the_appended_filter(cli, workdir: Path) -> None:
     preset = shown(
         cli,
         "plot-generator",
@@ -107,7 +107,7 @@ def test_filter_is_repeatable_and_set_reaches_the_appended_filter(cli) -> None:
     )
 
 
-def test_filter_wants_a_plugin_name(cli) -> None:
+def test_filter_wants_a_plugin_name(cli, workdir: Path) -> None:
     result = cli("presets", "show", "plot-generator", "--filter", "dedupe:threshold=0.9")
     assert result.exit_code == 2
     assert result.stderr.strip() == (

@@ -32,6 +32,9 @@ def _version() -> str:
         return "unknown"
 
 
+DEBUG_SWITCHES = ("--traceback", "--debug", "-v")  # root options: full tracebacks
+
+
 class RootGroup(TyperGroup):
     """Turns user-facing errors into one line and an exit code, and prints plugin warnings."""
 
@@ -39,6 +42,9 @@ class RootGroup(TyperGroup):
     owners: dict[str, str] = {}  # command name -> the plugin that added it
 
     def invoke(self, ctx: Any) -> Any:
+        # --debug sets the environment variable for this command only: an app invoked again in
+        # the same process (tests, plugin tools) starts without it.
+        saved = os.environ.get(TRACEBACK_ENV)
         try:
             return super().invoke(ctx)
         except SynthtuneError as error:
@@ -59,6 +65,10 @@ class RootGroup(TyperGroup):
             if self.host is not None:
                 for warning in self.host.unreported_warnings():
                     typer.echo(f"warning: {warning}", err=True)
+            if saved is None:
+                os.environ.pop(TRACEBACK_ENV, None)
+            else:
+                os.environ[TRACEBACK_ENV] = saved
 
 
 def _entry_name(entry: Any) -> str:
@@ -135,9 +145,7 @@ def build_app(host: PluginHost | None = None) -> typer.Typer:
         version: bool = typer.Option(False, "--version", help="Print the version and exit."),
         show_traceback: bool = typer.Option(
             False,
-            "--traceback",
-            "--debug",
-            "-v",
+            *DEBUG_SWITCHES,
             help="Show full tracebacks for errors and plugin warnings (or SYNTHTUNE_TRACEBACK=1).",
         ),
     ) -> None:
@@ -171,5 +179,11 @@ def main() -> None:
     if sys.argv[1:] == ["--version"]:
         print(f"synthtune {_version()}")
         return
+    # Plugins are loaded before the options are parsed: a debug switch in front of the command
+    # must already be in the environment for their load warnings to carry tracebacks.
+    args = sys.argv[1:]
+    command = next((i for i, arg in enumerate(args) if not arg.startswith("-")), len(args))
+    if set(DEBUG_SWITCHES) & set(args[:command]):
+        os.environ[TRACEBACK_ENV] = "1"
     app = build_app()
     app(prog_name=os.path.basename(sys.argv[0]) or "tune")
