@@ -29,6 +29,7 @@ from synthtune.core.discovery import (
     DISABLE_ENV,
     LOAD_ENV,
     EntryPoint,
+    bundled_version,
     dist_info,
     dist_label,
     entry_points_by_name,
@@ -185,7 +186,15 @@ class PluginHost:
         bundled one, else the first by distribution name that loads) and a warning names them
         all; the others are listed in :attr:`shadowed` (``tune plugins list`` shows them)."""
         allow, block = name_list(LOAD_ENV), name_list(DISABLE_ENV) or set()
-        for name, candidates in entry_points_by_name().items():
+        by_name = entry_points_by_name()
+        version: list[str | None] = []  # the installed synthtune's, looked up on first need
+
+        def current() -> str | None:
+            if not version:
+                version.append(bundled_version(by_name))
+            return version[0]
+
+        for name, candidates in by_name.items():
             if self.pm.has_plugin(name):
                 continue
             allowed = []
@@ -197,7 +206,7 @@ class PluginHost:
                     self.skipped[name] = reason
             loaded, failed = None, []
             for ep in allowed:
-                if self._load(ep):
+                if self._load(ep, current):
                     loaded = ep
                     break
                 failed.append(ep)  # already warned about: the next one may load
@@ -206,9 +215,9 @@ class PluginHost:
             if loaded is not None and others:
                 self._report_clash(name, loaded, others)
 
-    def _load(self, ep: EntryPoint) -> bool:
+    def _load(self, ep: EntryPoint, current: Callable[[], str | None]) -> bool:
         """Import and register one entry point; False (with a warning) when that fails."""
-        unmet = unmet_requirement(ep)
+        unmet = unmet_requirement(ep, current)
         if unmet is not None:
             self.skipped[ep.name] = unmet
             self.warnings.append(f"plugin {ep.name!r} was not loaded: {unmet}")
