@@ -21,16 +21,20 @@ class ConfigError(SynthtuneError):
 
 
 class PluginError(SynthtuneError):
-    """A plugin failed while running a stage; names the plugin and the stage."""
+    """A plugin failed while running a stage; names the plugin, the stage and, when the hook
+    was working on one, the record (``record_id``)."""
 
-    def __init__(self, plugin: str, stage: str, error: BaseException) -> None:
+    def __init__(self, plugin: str, stage: str, error: BaseException, record_id: str | None = None) -> None:
         self.plugin = plugin
         self.stage = stage
         self.original = error
+        self.record_id = record_id
         # One line, whatever the original message looked like (the original stays in __cause__).
         detail = " ".join(part.strip() for part in str(error).splitlines() if part.strip())
-        detail = detail or type(error).__name__
-        super().__init__(f"plugin {plugin!r} failed in stage {stage!r}: {detail}")
+        if not detail or isinstance(error, KeyError):  # str(KeyError('text')) is just "'text'"
+            detail = f"{type(error).__name__}: {detail}" if detail else type(error).__name__
+        where = f" on record {record_id!r}" if record_id is not None else ""
+        super().__init__(f"plugin {plugin!r} failed in stage {stage!r}{where}: {detail}")
 
 
 class GenerationError(SynthtuneError):

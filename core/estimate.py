@@ -18,6 +18,8 @@ the run store are counted apart: a run reuses them for free.
 
 from __future__ import annotations
 
+import functools
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
@@ -100,9 +102,9 @@ def _requests(
     prompt = host.stage(preset.prompt.plugin, "prompt")
     seen: set[str] = set()
     records = source(settings=preset.source.settings, context=context.for_plugin(preset.source.plugin))
-    for n, record in enumerate(records):
-        if limit is not None and n >= limit:
-            break
+    if limit is not None:  # islice asks for no record past the limit
+        records = itertools.islice(records, limit)
+    for record in records:
         for request in (
             prompt(
                 record=record,
@@ -221,6 +223,8 @@ def estimate_run(
         seed=preset.seed,
         _get=store.kv_get if store else None,
         _put=store.kv_put if store else None,
+        _put_batched=functools.partial(store.kv_put, durable=False) if store else None,
+        limit=limit,
     )
     preset_train_model, preset_epochs = _train_settings(preset)
     train_model = train_model or preset_train_model

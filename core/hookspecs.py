@@ -99,7 +99,9 @@ def source(settings: BaseModel, context: RunContext) -> Iterable[Record]:
 
     Called once per run on the preset's source plugin. ``settings`` is an instance of the model
     the plugin returned from :func:`stage_settings` for ``"source"``; ``context`` gives the run's
-    seed, a persistent key-value cache (for raw downloads) and a logger.
+    seed, its ``limit`` (the most records the run will use, ``None`` for all: stop downloading or
+    indexing there), its ``resume`` state, a persistent key-value cache (for raw downloads) and a
+    logger.
 
     Return an iterable of :class:`~synthtune.core.models.Record`; it is consumed lazily, so a
     generator keeps memory flat. Record ids must be unique and stable across runs (they are how
@@ -183,7 +185,7 @@ def framing(settings: BaseModel) -> Framing | None:
     Called by ``tune try MODEL --preset P`` on P's format plugin only (like a stage hook), with
     its validated ``[format]`` settings. Return a :class:`~synthtune.core.models.Framing`: the
     dataset style, the system prompt, the text put before and after the user's input (the
-    prompt/completion demarcator, e.g. ``"\n\nPLOT OUTLINE:"``) and the stop sequences (the end
+    prompt/completion demarcator, e.g. ``"\\n\\nPLOT OUTLINE:"``) and the stop sequences (the end
     marker). Return ``None`` to send the user's text as is.
 
     Optional. A format plugin without it gets a framing read from its format settings by

@@ -10,7 +10,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -102,6 +102,8 @@ class GenerationRequest(BaseModel):
 
 
 class Usage(BaseModel):
+    """Tokens one completion used, as the server reported them (what prices are applied to)."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
@@ -240,13 +242,35 @@ class TrainingJob(BaseModel):
     error: str | None = None
 
 
+class ResumeState(BaseModel):
+    """The latest earlier run of the same preset in the run store, as a run sees it when it
+    starts (:attr:`RunContext.resume`). Its answers are reused by this run either way (the
+    cache is keyed on the requests); this tells a source or backend what happened before."""
+
+    run_id: str
+    status: str  # finished, capped, failed, or running (never finished: killed, or still going)
+    records: int  # source records it had stored
+
+    @property
+    def unfinished(self) -> bool:
+        """True when that run did not finish (killed, failed, stopped at its cost cap)."""
+        return self.status != "finished"
+
+
 @dataclass
 class RunContext:
     """What every stage hook gets besides its settings.
 
+    ``run_id`` and ``seed`` identify the run; ``plugin`` is the name of the plugin being
+    called; ``out_dir`` is where the dataset is written; ``log`` is the run's logger.
+    ``model`` is the generate stage's model (for counting tokens with its encoding), when known.
+    ``limit`` is the most records the run will use (``tune run --limit``; ``None``: no
+    limit): a source that does work ahead of yielding (an index, a prefetch, pagination) can
+    stop there. ``resume`` describes the latest earlier run of the same preset in the run store
+    (``None`` when there is none, and outside ``tune run``).
+
     ``cache_get``/``cache_put`` are a persistent key-value store in the run store, namespaced per
     plugin, for raw downloads and backend state (batch ids, job ids) that must survive a kill.
-    ``model`` is the generate stage's model (for counting tokens with its encoding), when known.
     :meth:`event` counts things a backend sees (retries, 429s) in the run's statistics.
     """
 
@@ -260,6 +284,9 @@ class RunContext:
     extra: dict[str, Any] = field(default_factory=dict)
     model: str | None = None
     _event: Callable[[str, int], None] | None = None
+    limit: int | None = None
+    resume: ResumeState | None = None
+    _put_batched: Callable[[str, str, str], None] | None = None
 
     def event(self, name: str, n: int = 1) -> None:
         """Count ``n`` occurrences of ``name`` (``retries``, ``rate_limited``, ``timeouts``...)
@@ -269,23 +296,22 @@ class RunContext:
             self._event(name, n)
 
     def cache_get(self, key: str) -> str | None:
+        """The value stored under ``key`` by this plugin (in any earlier run), or ``None``."""
         return self._get(self.plugin, key) if self._get else None
 
-    def cache_put(self, key: str, value: str) -> None:
-        if self._put:
-            self._put(self.plugin, key, value)
+    def cache_put(self, key: str, value: str, *, durable: bool = True) -> None:
+        """Store ``value`` under ``key`` for this plugin, in the run store.
+
+        By default the value is committed before this returns, so state such as a batch or job
+        id survives the process being killed the next instant. Pass ``durable=False`` for what
+        can be fetched again (raw downloads): the value is readable at once and committed with
+        the store's next commit (within about two seconds), so caching thousands of items costs
+        a few commits instead of thousands.
+        """
+        put = self._put if durable or self._put_batched is None else self._put_batched
+        if put:
+            put(self.plugin, key, value)
 
     def for_plugin(self, plugin: str) -> RunContext:
         """The same context, with the key-value cache namespaced to ``plugin``."""
-        return RunContext(
-            run_id=self.run_id,
-            seed=self.seed,
-            plugin=plugin,
-            out_dir=self.out_dir,
-            log=self.log,
-            _get=self._get,
-            _put=self._put,
-            extra=self.extra,
-            model=self.model,
-            _event=self._event,
-        )
+        return replace(self, plugin=plugin)

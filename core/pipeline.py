@@ -11,8 +11,10 @@ resumed run writes the same files as an uninterrupted one.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import hashlib
+import itertools
 import logging
 import time
 from collections import Counter
@@ -26,6 +28,7 @@ from synthtune.core.models import (
     GenerationOutcome,
     GenerationRequest,
     Record,
+    ResumeState,
     RunContext,
     Sample,
     TrainingExample,
@@ -34,6 +37,7 @@ from synthtune.core.models import (
 from synthtune.core.outputs import write_outputs
 from synthtune.core.plugins import PluginHost, StageCall
 from synthtune.core.presets import ResolvedPreset
+from synthtune.core.resume import resume_state
 from synthtune.core.spend import (
     DEFAULT_OUTPUT_TOKENS,
     AnswerPricer,
@@ -151,6 +155,8 @@ class Pipeline:
         self._contexts: dict[str, RunContext] = {}
         self._commit_scheduled = False
         self._answered: set[str] = set()  # keys answered since the last look-up in the store
+        self._resume: ResumeState | None = None
+        self._put_batched = functools.partial(store.kv_put, durable=False)
 
     # -- context -----------------------------------------------------------------------------------
 
@@ -167,6 +173,9 @@ class Pipeline:
                 _put=self.store.kv_put,
                 _event=self._on_event,
                 model=self.preset.model,
+                limit=self.limit,
+                resume=self._resume,
+                _put_batched=self._put_batched,
             )
             self._contexts[plugin] = context
         return context
@@ -180,9 +189,9 @@ class Pipeline:
         choice = self.preset.source
         call = self.host.stage(choice.plugin, "source")
         records = call(settings=choice.settings, context=self._context(choice.plugin))
-        for n, record in enumerate(records):
-            if self.limit is not None and n >= self.limit:
-                break
+        if self.limit is not None:  # islice asks for no record past the limit
+            records = itertools.islice(records, self.limit)
+        for record in records:
             if not isinstance(record, Record):
                 raise GenerationError(
                     f"plugin {choice.plugin!r} stage 'source' yielded {type(record).__name__}, not a Record"
@@ -376,6 +385,7 @@ class Pipeline:
         # short-lived objects cheaper (about 10% of the per-record CPU).
         gc.freeze()
         self.run_id = self.store.start_run(self.preset.name, self.preset.as_dict(), self.out_dir)
+        self._resume = resume_state(self.store, self.preset.name, self.run_id)
         self._filters = [
             (f.plugin, self.host.stage(f.plugin, "filter"), f.settings) for f in self.preset.filters
         ]
@@ -409,8 +419,16 @@ class Pipeline:
         call = self.host.stage(choice.plugin, "generate")
         feed = _Prepended(first, requests)
         outcomes = call(requests=feed, settings=choice.settings, context=self._context(choice.plugin))
-        async for outcome in outcomes:
-            self._on_outcome(outcome)
+        # Closed here, inside the loop, when a later stage raises: left to the loop's shutdown,
+        # the backend's generator and its guard are finalized out of order and asyncio prints
+        # a traceback before the one-line error.
+        try:
+            async for outcome in outcomes:
+                self._on_outcome(outcome)
+        finally:
+            aclose = getattr(outcomes, "aclose", None)
+            if aclose is not None:
+                await aclose()
         for key in list(self._pending):
             self._on_outcome(GenerationOutcome(key=key, error="the backend gave no answer"))
 

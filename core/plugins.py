@@ -1,20 +1,18 @@
-"""Plugin discovery and a typed facade over the stage hooks.
+"""Plugin loading and a typed facade over the stage hooks.
 
-Plugins are found through the ``synthtune`` entry-point group; bundled plugins are registered
-through the same group. A plugin that fails to import or register is set aside with one warning
-line naming it, and the rest keep working (no plugin can stop ``tune`` from starting). A plugin
-that raises while serving a stage becomes a one-line :class:`PluginError` naming the plugin and the
-stage, generators included. The pipeline never calls ``pm.hook`` directly: it asks
+Plugins are found through the ``synthtune`` entry-point group (see
+:mod:`synthtune.core.discovery` for which are loaded); bundled plugins are registered through the
+same group. A plugin that fails to import or register is set aside with one warning line naming
+it, and the rest keep working (no plugin can stop ``tune`` from starting). A plugin that raises
+while serving a stage becomes a one-line :class:`PluginError` naming the plugin, the stage and
+the record, generators included. The pipeline never calls ``pm.hook`` directly: it asks
 :meth:`PluginHost.stage` for the one implementation the preset chose.
 
-``SYNTHTUNE_LOAD_PLUGINS`` (allow-list) and ``SYNTHTUNE_DISABLE_PLUGINS`` (block-list) take
-comma-separated plugin names or distribution names; ``SYNTHTUNE_TRACEBACK=1`` adds the original
-traceback to every warning.
+``SYNTHTUNE_TRACEBACK=1`` (or ``tune --debug``) adds the original traceback to every warning.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import traceback
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -26,14 +24,25 @@ from typing import Any, cast
 import pluggy
 from pydantic import BaseModel, ConfigDict
 from synthtune.core import hookspecs
+from synthtune.core.discovery import (
+    BUNDLED_DISTRIBUTION,
+    DISABLE_ENV,
+    LOAD_ENV,
+    EntryPoint,
+    bundled_version,
+    dist_info,
+    dist_label,
+    entry_points_by_name,
+    name_list,
+    skip_reason,
+    unmet_requirement,
+)
 from synthtune.core.errors import ConfigError, PluginError, SynthtuneError
 from synthtune.core.hookspecs import PROJECT, STAGES
 from synthtune.core.models import GenerationOutcome, GenerationRequest
 
-ENTRY_POINT_GROUP = PROJECT
-LOAD_ENV = "SYNTHTUNE_LOAD_PLUGINS"
-DISABLE_ENV = "SYNTHTUNE_DISABLE_PLUGINS"
 TRACEBACK_ENV = "SYNTHTUNE_TRACEBACK"
+RESERVED_SETTING = "plugin"  # the key of a preset's stage table that names its plugin
 # What the items of a stage's result must be where the core uses them without checking.
 ITEM_TYPES: dict[str, type] = {"prompt": GenerationRequest, "generate": GenerationOutcome}
 
@@ -53,6 +62,8 @@ class PluginInfo(BaseModel):
     module: str
     hooks: list[str]
     stages: list[str]
+    status: str = "loaded"  # or "ignored": another distribution's plugin has the name
+    note: str | None = None
 
 
 def traceback_requested() -> bool:
@@ -64,23 +75,6 @@ def one_line(error: BaseException) -> str:
     """``Type: message`` on a single line (pluggy's validation errors span several lines)."""
     text = " ".join(part.strip() for part in str(error).splitlines() if part.strip())
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
-
-
-def _name_list(env: str) -> set[str] | None:
-    raw = os.environ.get(env)
-    if raw is None:
-        return None
-    return {part.strip() for part in raw.split(",") if part.strip()}
-
-
-def _skip_reason(name: str, dist: str | None, allow: set[str] | None, block: set[str]) -> str | None:
-    """Why the environment keeps plugin ``name`` (from distribution ``dist``) out, if it does."""
-    names = {name} | ({dist} if dist else set())
-    if names & block:
-        return f"disabled by {DISABLE_ENV}"
-    if allow is not None and not names & allow:
-        return f"not listed in {LOAD_ENV}"
-    return None
 
 
 @dataclass
@@ -104,38 +98,39 @@ class StageCall:
         except SynthtuneError:
             raise
         except Exception as error:
-            raise PluginError(self.plugin, self.stage, error) from error
+            raise PluginError(self.plugin, self.stage, error, _record_id(kwargs)) from error
         kind = type(result)
         if kind is list or kind is tuple:  # the common case first: prompt and format lists
             for item in result:
-                self._check(item)
+                self._check(item, kwargs)
             return result
         # Generators run their body only when iterated: guard the iteration too.
         if isinstance(result, AsyncIterator):
             return self._guard_async(result)
         if isinstance(result, Iterator):
-            return self._guard(result)
+            return self._guard(result, _record_id(kwargs))
         if isinstance(result, list | tuple):
             for item in result:
-                self._check(item)
+                self._check(item, kwargs)
         return result
 
-    def _check(self, item: Any) -> Any:
+    def _check(self, item: Any, kwargs: dict[str, Any] | None = None, record_id: str | None = None) -> Any:
         """``item`` if it has the type the stage promises (where the core relies on it)."""
         expected = ITEM_TYPES.get(self.stage)
         if expected is not None and not isinstance(item, expected):
             problem = TypeError(f"returned {type(item).__name__}, not a {expected.__name__}")
-            raise PluginError(self.plugin, self.stage, problem)
+            record_id = record_id if kwargs is None else _record_id(kwargs)
+            raise PluginError(self.plugin, self.stage, problem, record_id)
         return item
 
-    def _guard(self, items: Iterator[Any]) -> Iterator[Any]:
+    def _guard(self, items: Iterator[Any], record_id: str | None) -> Iterator[Any]:
         try:
             for item in items:
-                yield self._check(item)
+                yield self._check(item, record_id=record_id)
         except SynthtuneError:
             raise
         except Exception as error:
-            raise PluginError(self.plugin, self.stage, error) from error
+            raise PluginError(self.plugin, self.stage, error, record_id) from error
         finally:
             close = getattr(items, "close", None)
             if close is not None:
@@ -155,6 +150,15 @@ class StageCall:
                 await aclose()
 
 
+def _record_id(kwargs: dict[str, Any]) -> str | None:
+    """The id of the record a stage call works on (``record``, or ``sample.record``), if any."""
+    record = kwargs.get("record")
+    if record is None:
+        record = getattr(kwargs.get("sample"), "record", None)
+    record_id = getattr(record, "id", None)
+    return record_id if isinstance(record_id, str) else None
+
+
 @dataclass
 class PluginHost:
     """Owns the pluggy manager: loads plugins, reports the broken ones, hands out stage calls."""
@@ -162,6 +166,7 @@ class PluginHost:
     pm: pluggy.PluginManager = field(default_factory=lambda: pluggy.PluginManager(PROJECT))
     warnings: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # plugin name -> why it is not loaded
+    shadowed: list[PluginInfo] = field(default_factory=list)  # same name as a loaded plugin
     _dists: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
     _calls: dict[tuple[str, str], StageCall] = field(default_factory=dict)
     _reported: set[str] = field(default_factory=set)
@@ -174,23 +179,82 @@ class PluginHost:
     def load_entrypoints(self) -> None:
         """Load every plugin of the ``synthtune`` entry-point group, honouring the allow- and
         block-list environment variables (plugin or distribution names). Failures become one
-        warning line each and an entry in :attr:`skipped`, never exceptions."""
-        allow, block = _name_list(LOAD_ENV), _name_list(DISABLE_ENV) or set()
-        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-            if self.pm.has_plugin(ep.name):
+        warning line each and an entry in :attr:`skipped`, never exceptions (see
+        :mod:`synthtune.core.discovery` for the rules).
+
+        When several installed distributions register the same plugin name, one is loaded (the
+        bundled one, else the first by distribution name that loads) and a warning names them
+        all; the others are listed in :attr:`shadowed` (``tune plugins list`` shows them)."""
+        allow, block = name_list(LOAD_ENV), name_list(DISABLE_ENV) or set()
+        by_name = entry_points_by_name()
+        version: list[str | None] = []  # the installed synthtune's, looked up on first need
+
+        def current() -> str | None:
+            if not version:
+                version.append(bundled_version(by_name))
+            return version[0]
+
+        for name, candidates in by_name.items():
+            if self.pm.has_plugin(name):
                 continue
-            dist = getattr(ep, "dist", None)
-            dist_info = (dist.name, dist.version) if dist is not None else (None, None)
-            reason = _skip_reason(ep.name, dist_info[0], allow, block)
-            if reason is not None:
-                self.skipped[ep.name] = reason
-                continue
-            try:
-                plugin = ep.load()
-            except (Exception, SystemExit) as error:  # a broken plugin must not break the CLI
-                self._warn(ep.name, "failed to import", error)
-                continue
-            self.register(plugin, ep.name, dist_info)
+            allowed = []
+            for ep in candidates:
+                reason = skip_reason(name, dist_info(ep)[0], allow, block)
+                if reason is None:
+                    allowed.append(ep)
+                elif not allowed:
+                    self.skipped[name] = reason
+            loaded, failed = None, []
+            for ep in allowed:
+                if self._load(ep, current):
+                    loaded = ep
+                    break
+                failed.append(ep)  # already warned about: the next one may load
+            # Left out by the environment: the user's choice, not a clash to warn about.
+            others = [ep for ep in allowed if ep is not loaded and ep not in failed]
+            if loaded is not None and others:
+                self._report_clash(name, loaded, others)
+
+    def _load(self, ep: EntryPoint, current: Callable[[], str | None]) -> bool:
+        """Import and register one entry point; False (with a warning) when that fails."""
+        unmet = unmet_requirement(ep, current)
+        if unmet is not None:
+            self.skipped[ep.name] = unmet
+            self.warnings.append(f"plugin {ep.name!r} was not loaded: {unmet}")
+            return False
+        try:
+            plugin = ep.load()
+        except (Exception, SystemExit) as error:  # a broken plugin must not break the CLI
+            self._warn(ep.name, "failed to import", error)
+            return False
+        return self.register(plugin, ep.name, dist_info(ep))
+
+    def _report_clash(self, name: str, loaded: EntryPoint, others: list[EntryPoint]) -> None:
+        winner = dist_label(loaded)
+        for ep in others:
+            dist, version = dist_info(ep)
+            note = f"plugin name taken by {winner}"
+            self.shadowed.append(
+                PluginInfo(
+                    name=name,
+                    version=version,
+                    distribution=dist,
+                    module=ep.value,
+                    hooks=[],
+                    stages=[],
+                    status="ignored",
+                    note=note,
+                )
+            )
+        fix = (
+            "rename one of them"
+            if dist_info(loaded)[0] == BUNDLED_DISTRIBUTION
+            else f"uninstall one, or choose with {DISABLE_ENV}={dist_info(others[0])[0] or name}"
+        )
+        self.warnings.append(
+            f"plugin name {name!r} is registered by {len(others) + 1} distributions: {winner} (loaded), "
+            f"{', '.join(dist_label(ep) for ep in others)} (ignored); {fix}"
+        )
 
     def register(
         self,
@@ -292,7 +356,8 @@ class PluginHost:
                     stages=[stage for stage in STAGES if stage in hooks],
                 )
             )
-        return infos
+        infos += self.shadowed
+        return sorted(infos, key=lambda info: (info.name, info.status != "loaded"))
 
     def stage(self, plugin_name: str, stage: str) -> StageCall:
         """The named plugin's implementation of ``stage``, or a ConfigError if it has none."""
@@ -323,6 +388,16 @@ class PluginHost:
                 if not (isinstance(model, type) and issubclass(model, BaseModel)):
                     problem = TypeError(f"returned {model!r} for {stage!r}, not a pydantic model class")
                     raise PluginError(plugin_name, "stage_settings", problem)
+                if RESERVED_SETTING in model.model_fields:
+                    # The preset's `plugin` key names the plugin and is taken out before the
+                    # settings are validated: this field would silently keep its default.
+                    line = (
+                        f"plugin {plugin_name!r} settings model {model.__name__} for {stage!r} has a "
+                        f"field {RESERVED_SETTING!r}, which presets use to name the plugin: it never "
+                        "gets a preset's value; rename it"
+                    )
+                    if line not in self.warnings:  # settings models are looked up on every resolve
+                        self.warnings.append(line)
                 return model
         return NoSettings
 

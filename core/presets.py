@@ -1,8 +1,10 @@
 """Presets: TOML files that pick a plugin per stage and its settings.
 
-Presets come from (later wins on a name clash): the bundled ``synthtune.presets`` package, installed
-plugins (``register_presets``), and the user's folder (``$SYNTHTUNE_PRESETS_DIR``, default
-``~/.config/synthtune/presets``). A path to a ``.toml`` file is always accepted as well.
+Presets come from the bundled ``synthtune.presets`` package, installed plugins
+(``register_presets``), and the user's folder (``$SYNTHTUNE_PRESETS_DIR``, default
+``~/.config/synthtune/presets``). A plugin's preset cannot replace a bundled one or another
+plugin's (a warning names it); the user's folder wins over both. A path to a ``.toml`` file is
+always accepted as well.
 
 A preset is resolved completely, every stage's settings validated against its plugin's model,
 before any work starts; errors name the file, the stage and the field.
@@ -10,7 +12,6 @@ before any work starts; errors name the file, the stage and the field.
 
 from __future__ import annotations
 
-import copy
 import importlib.resources
 import os
 import tomllib
@@ -22,6 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from synthtune.core.errors import ConfigError
 from synthtune.core.plugins import PluginHost
+from synthtune.core.preset_extends import ParentLookup, PresetSource, inherit
 from synthtune.core.settings import GenerateSettings, OutputSettings
 from synthtune.core.train_alternatives import choose_train_table, overridden_train_keys
 
@@ -38,6 +40,7 @@ class PresetEntry:
     origin: str  # a path, or "plugin NAME: path"
     text: str
     provider: str  # "bundled", "user", "path", or the plugin's name
+    path: Path | None = None  # the file, when there is one (relative `extends` paths start there)
 
 
 @dataclass
@@ -62,6 +65,7 @@ class ResolvedPreset:
     train: StageChoice | None
     output: OutputSettings
     raw: dict[str, Any] = field(default_factory=dict)
+    parents: list[str] = field(default_factory=list)  # origins of the presets it extends, nearest first
 
     @property
     def model(self) -> str:
@@ -108,7 +112,8 @@ def _bundled() -> Iterable[PresetEntry]:
         if item.name.endswith(".toml"):
             text = item.read_text(encoding="utf-8")
             origin = f"presets/{item.name}"
-            yield PresetEntry(_name_of(text, origin, item.name[:-5]), origin, text, "bundled")
+            path = item if isinstance(item, Path) else None
+            yield PresetEntry(_name_of(text, origin, item.name[:-5]), origin, text, "bundled", path)
 
 
 def user_preset_dir() -> Path:
@@ -124,7 +129,7 @@ def _user() -> Iterable[PresetEntry]:
     if folder.is_dir():
         for path in sorted(folder.glob("*.toml")):
             text = path.read_text(encoding="utf-8")
-            yield PresetEntry(_name_of(text, str(path), path.stem), str(path), text, "user")
+            yield PresetEntry(_name_of(text, str(path), path.stem), str(path), text, "user", path)
 
 
 def _from_plugins(host: PluginHost) -> Iterable[PresetEntry]:
@@ -141,7 +146,7 @@ def _from_plugins(host: PluginHost) -> Iterable[PresetEntry]:
                 path = Path(preset)
                 text = path.read_text(encoding="utf-8")
                 where = f"{origin or path} (plugin {_plugin})"
-                _found.append(PresetEntry(_name_of(text, where, path.stem), where, text, _plugin))
+                _found.append(PresetEntry(_name_of(text, where, path.stem), where, text, _plugin, path))
             else:
                 where = f"{origin or 'preset'} (plugin {_plugin})"
                 _found.append(PresetEntry(_name_of(preset, where, "?"), where, preset, _plugin))
@@ -149,30 +154,40 @@ def _from_plugins(host: PluginHost) -> Iterable[PresetEntry]:
         try:
             function(register=register)
         except Exception as error:
-            host.warnings.append(
-                f"plugin {plugin_name!r} failed in register_presets: {type(error).__name__}: {error}"
-            )
+            _warn(host, f"plugin {plugin_name!r} failed in register_presets: {type(error).__name__}: {error}")
             continue
         yield from found
 
 
-def available_presets(host: PluginHost) -> dict[str, PresetEntry]:
-    """Every preset by name. Later sources override earlier ones: bundled < plugins < user."""
-    presets: dict[str, PresetEntry] = {}
-    for entry in _bundled():
-        presets[entry.name] = entry
+def _entries(host: PluginHost) -> list[PresetEntry]:
+    """Every preset, in increasing precedence (of two with one name, the later wins): bundled,
+    plugins, the user's folder. A plugin's preset cannot take a bundled preset's name or another
+    plugin's: it is left out with a warning naming it."""
+    entries = list(_bundled())
+    taken = {entry.name: entry for entry in entries}
     for entry in _from_plugins(host):
-        earlier = presets.get(entry.name)
-        if earlier is not None and earlier.provider not in ("bundled", entry.provider):
-            host.warnings.append(
-                f"preset {entry.name!r} from plugin {entry.provider!r} ignored: "
-                f"already provided by {earlier.origin}"
+        earlier = taken.get(entry.name)
+        if earlier is not None and earlier.provider != entry.provider:
+            hint = " (a bundled preset: give yours another name; it can extend that one)"
+            _warn(
+                host,
+                f"preset {entry.name!r} from plugin {entry.provider!r} ignored: already provided by "
+                f"{earlier.origin}{hint if earlier.provider == 'bundled' else ''}",
             )
             continue
-        presets[entry.name] = entry
-    for entry in _user():
-        presets[entry.name] = entry
-    return presets
+        taken[entry.name] = entry
+        entries.append(entry)
+    return [*entries, *_user()]
+
+
+def _warn(host: PluginHost, line: str) -> None:
+    if line not in host.warnings:  # presets are listed more than once per command
+        host.warnings.append(line)
+
+
+def available_presets(host: PluginHost) -> dict[str, PresetEntry]:
+    """Every preset by name: the user's folder over plugins over bundled (see :func:`_entries`)."""
+    return {entry.name: entry for entry in _entries(host)}
 
 
 def find_preset(name_or_path: str, host: PluginHost) -> PresetEntry:
@@ -181,7 +196,7 @@ def find_preset(name_or_path: str, host: PluginHost) -> PresetEntry:
         if not path.is_file():
             raise ConfigError(f"preset file not found: {name_or_path}")
         text = path.read_text(encoding="utf-8")
-        return PresetEntry(_name_of(text, str(path), path.stem), str(path), text, "path")
+        return PresetEntry(_name_of(text, str(path), path.stem), str(path), text, "path", path)
     presets = available_presets(host)
     if name_or_path not in presets:
         known = ", ".join(sorted(presets)) or "none"
@@ -277,13 +292,51 @@ def _stage(
     return StageChoice(plugin, validated)
 
 
-def resolve(entry: PresetEntry, host: PluginHost, overrides: Iterable[str] = ()) -> ResolvedPreset:
+def _parent_lookup(host: PluginHost) -> ParentLookup:
+    """How ``extends`` finds a parent: a path (relative to the extending file's folder), or a
+    name, with every preset of that name, the one ``--preset`` would pick first."""
+    entries: list[PresetEntry] = []
+
+    def lookup(reference: str, folder: Path | None) -> list[PresetSource]:
+        if reference.endswith(".toml") or "/" in reference or os.sep in reference:
+            path = Path(reference).expanduser()
+            path = path if path.is_absolute() else (folder or Path.cwd()) / path
+            if not path.is_file():
+                raise ConfigError(f"preset file not found: {path}")
+            return [PresetSource.of_file(str(path), path.read_text(encoding="utf-8"), path)]
+        if not entries:
+            entries.extend(_entries(host))
+        found = [entry for entry in reversed(entries) if entry.name == reference]
+        if not found:
+            known = ", ".join(sorted({entry.name for entry in entries})) or "none"
+            raise ConfigError(f"unknown preset (available: {known})")
+        return [PresetSource.of_file(entry.origin, entry.text, entry.path) for entry in found]
+
+    return lookup
+
+
+def append_filters(data: dict[str, Any], plugins: Iterable[str], origin: str) -> None:
+    """Add a filter with its default settings for each plugin name (``--filter PLUGIN``)."""
+    found = data.get("filter", [])
+    filters: list[Any] = [found] if isinstance(found, dict) else found
+    for plugin in plugins:
+        if not plugin.strip() or "=" in plugin:
+            raise ConfigError(
+                f"--filter {plugin!r}: expected a plugin name (set its settings with "
+                "--set filter.PLUGIN.KEY=VALUE)"
+            )
+        filters = [*filters, {"plugin": plugin.strip()}]
+    data["filter"] = filters
+
+
+def resolve(
+    entry: PresetEntry, host: PluginHost, overrides: Iterable[str] = (), filters: Iterable[str] = ()
+) -> ResolvedPreset:
+    """Validate ``entry`` read over the presets it extends, with ``filters`` appended (``--filter``)
+    and then ``overrides`` applied (``--set``)."""
     origin = entry.origin
-    try:
-        data = tomllib.loads(entry.text)
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{origin}: invalid TOML: {error}") from None
-    data = copy.deepcopy(data)
+    data, parents = inherit(PresetSource.of_file(origin, entry.text, entry.path), _parent_lookup(host))
+    append_filters(data, filters, origin)
     base_trainer = data["train"].get("plugin") if isinstance(data.get("train"), dict) else None
     parsed = [parse_override(assignment) for assignment in overrides]
     for path, value in parsed:
@@ -301,10 +354,10 @@ def resolve(entry: PresetEntry, host: PluginHost, overrides: Iterable[str] = ())
     seed = data.get("seed", 0)
     if not isinstance(name, str) or not isinstance(seed, int) or isinstance(seed, bool):
         raise ConfigError(f"{origin}: name must be a string and seed an integer")
-    filters = data.get("filter", [])
-    if isinstance(filters, dict):
-        filters = [filters]
-    if not isinstance(filters, list):
+    filter_tables = data.get("filter", [])
+    if isinstance(filter_tables, dict):
+        filter_tables = [filter_tables]
+    if not isinstance(filter_tables, list):
         raise ConfigError(f"{origin}: [[filter]] must be an array of tables")
     try:
         output = OutputSettings.model_validate(data.get("output", {}))
@@ -319,14 +372,18 @@ def resolve(entry: PresetEntry, host: PluginHost, overrides: Iterable[str] = ())
         source=_stage(host, data["source"], "source", origin),
         prompt=_stage(host, data["prompt"], "prompt", origin),
         generate=_stage(host, data["generate"], "generate", origin),
-        filters=[_stage(host, f, "filter", origin, f"[[filter]] #{i}") for i, f in enumerate(filters)],
+        filters=[_stage(host, f, "filter", origin, f"[[filter]] #{i}") for i, f in enumerate(filter_tables)],
         format=_stage(host, data["format"], "format", origin),
         train=_stage(host, data["train"], "train", origin) if "train" in data else None,
         output=output,
         raw=data,
+        parents=parents,
     )
 
 
-def load_preset(name_or_path: str, host: PluginHost, overrides: Iterable[str] = ()) -> ResolvedPreset:
-    """Find a preset by name or path, apply ``--set`` overrides and validate every stage."""
-    return resolve(find_preset(name_or_path, host), host, overrides)
+def load_preset(
+    name_or_path: str, host: PluginHost, overrides: Iterable[str] = (), filters: Iterable[str] = ()
+) -> ResolvedPreset:
+    """Find a preset by name or path, read it over the presets it extends, append ``--filter``
+    filters, apply ``--set`` overrides and validate every stage."""
+    return resolve(find_preset(name_or_path, host), host, overrides, filters)

@@ -172,6 +172,13 @@ def _migrate(conn: sqlite3.Connection) -> None:
 # commit (at zero latency the whole run's CPU per record fell by about 8%; see the commit).
 DERIVED_BATCH_ROWS = 2048
 DERIVED_MAX_AGE = 2.0  # seconds
+# Non-durable key-value puts (RunContext.cache_put(..., durable=False)) are committed with the
+# next commit of the store, or once this many (or this many bytes of values) have gathered or
+# the oldest is this old: memory stays bounded and a kill loses at most that much.
+KV_BATCH_ROWS = 1000
+KV_BATCH_BYTES = 4_000_000
+KV_MAX_AGE = 2.0  # seconds
+KV_PUT = "INSERT OR REPLACE INTO kv VALUES (?, ?, ?, ?)"
 
 
 class RunStore:
@@ -207,6 +214,10 @@ class RunStore:
         # (run_id, key) of failures this instance wrote: a later success deletes only those
         # (a run's ids are its own, so no other process writes failures under them).
         self._failed: set[tuple[str, str]] = set()
+        # Key-value puts made with durable=False, not yet written: (namespace, key) -> (value, time).
+        self._kv_pending: dict[tuple[str, str], tuple[str, float]] = {}
+        self._kv_since = 0.0
+        self._kv_bytes = 0
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -246,6 +257,14 @@ class RunStore:
                 self._conn.executemany(sql, rows)
             self._queued.clear()
             self._queued_rows = 0
+        self._write_kv_pending()
+
+    def _write_kv_pending(self) -> None:
+        if self._kv_pending:
+            self._begin()
+            rows = [(ns, key, value, at) for (ns, key), (value, at) in self._kv_pending.items()]
+            self._conn.executemany(KV_PUT, rows)
+            self._kv_pending.clear()
 
     def flush(self) -> None:
         """Write every queued derived row and commit."""
@@ -262,6 +281,7 @@ class RunStore:
             self._queued_rows and time.monotonic() - self._queued_since >= DERIVED_MAX_AGE
         ):
             self._write_queued()
+        self._write_kv_pending()  # cache entries are cheap to add to a commit that happens anyway
         if self._in_tx:
             self._conn.execute("COMMIT")
             self._in_tx = False
@@ -507,15 +527,41 @@ class RunStore:
     # -- key-value state for plugins ----------------------------------------------------------------
 
     def kv_get(self, namespace: str, key: str) -> str | None:
-        row = self.db.execute(
+        pending = self._kv_pending.get((namespace, key))
+        if pending is not None:
+            return pending[0]
+        row = self._conn.execute(
             "SELECT value FROM kv WHERE namespace = ? AND key = ?", (namespace, key)
         ).fetchone()
         return row[0] if row else None
 
-    def kv_put(self, namespace: str, key: str, value: str) -> None:
-        """Store and commit at once: plugin state (batch ids, job ids) must survive a kill."""
-        self.flush()
-        self.db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?, ?, ?)", (namespace, key, value, time.time()))
+    def kv_put(self, namespace: str, key: str, value: str, *, durable: bool = True) -> None:
+        """Store ``value`` under (``namespace``, ``key``).
+
+        ``durable=True`` (the default) commits before returning: plugin state such as batch and
+        job ids must survive a kill. ``durable=False`` is for what can be fetched again (raw
+        downloads): the value is readable at once and committed with the store's next commit
+        (the pipeline commits every event-loop turn that brings answers), at the latest once
+        :data:`KV_BATCH_ROWS` puts (:data:`KV_BATCH_BYTES` of values) or :data:`KV_MAX_AGE`
+        seconds have gathered, so thousands of puts share a few commits. A kill loses at most
+        those uncommitted puts.
+        """
+        if durable:
+            self._kv_pending.pop((namespace, key), None)
+            self.flush()
+            self._conn.execute(KV_PUT, (namespace, key, value, time.time()))
+            return
+        if not self._kv_pending:
+            self._kv_since = time.monotonic()
+            self._kv_bytes = 0
+        self._kv_pending[(namespace, key)] = (value, time.time())
+        self._kv_bytes += len(value)
+        if (
+            len(self._kv_pending) >= KV_BATCH_ROWS
+            or self._kv_bytes >= KV_BATCH_BYTES
+            or time.monotonic() - self._kv_since >= KV_MAX_AGE
+        ):
+            self.flush()
 
     def kv_items(self, namespace: str, prefix: str = "") -> list[tuple[str, str]]:
         """Every (key, value) of ``namespace`` whose key starts with ``prefix``, oldest first."""

@@ -133,6 +133,37 @@ def add_entry_points(monkeypatch: pytest.MonkeyPatch, folder: Path, modules: dic
     monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
 
 
+def install_distribution(
+    monkeypatch: pytest.MonkeyPatch,
+    folder: Path,
+    dist: str,
+    version: str,
+    plugins: dict[str, str],
+    requires: tuple[str, ...] = (),
+) -> Path:
+    """Install a real distribution the way pip leaves one on disk, without pip: in ``folder``
+    (put on ``sys.path``), a ``.dist-info`` with ``METADATA`` (name, version, ``Requires-Dist``)
+    and ``entry_points.txt``, and one module per ``{plugin name: module source}``.
+    ``importlib.metadata`` finds it like any installed package; a subprocess sees it with
+    ``PYTHONPATH=folder``. Returns ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = dist.replace("-", "_")
+    info = folder / f"{stem}-{version}.dist-info"
+    info.mkdir()
+    metadata = ["Metadata-Version: 2.1", f"Name: {dist}", f"Version: {version}"]
+    metadata += [f"Requires-Dist: {line}" for line in requires]
+    (info / "METADATA").write_text("\n".join(metadata) + "\n")
+    lines = ["[synthtune]"]
+    for name, source in plugins.items():
+        module = f"{stem}_{name.replace('-', '_')}"
+        (folder / f"{module}.py").write_text(textwrap.dedent(source))
+        lines.append(f"{name} = {module}")
+        monkeypatch.delitem(sys.modules, module, raising=False)
+    (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
+    monkeypatch.syspath_prepend(str(folder))
+    return folder
+
+
 def tune(
     *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:

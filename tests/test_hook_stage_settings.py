@@ -26,7 +26,7 @@ def test_defaults_fill_in_and_keys_override(host: PluginHost, cli_for, workdir: 
     with host.registered(Configured(), "probe"):
         shown = cli_for(host)("presets", "show", str(preset), "--set", "filter.0.min_chars=9")
         assert shown.exit_code == 0, shown.output
-        assert '"min_chars": 9' in shown.stdout
+        assert "min_chars = 9" in shown.stdout
         assert host.settings_model("probe", "filter") is FilterSettings
 
 

@@ -282,7 +282,7 @@ def test_a_raising_filter_is_reported_with_plugin_and_stage(toy_host, workdir: P
     finally:
         host.unregister("broken")
     assert result.exit_code == 1
-    assert "plugin 'broken' failed in stage 'filter': boom" in result.output
+    assert "plugin 'broken' failed in stage 'filter' on record 'r0': boom" in result.output
     assert "Traceback" not in result.output
 
 

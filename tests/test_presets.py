@@ -35,7 +35,7 @@ def test_presets_list_shows_bundled_with_descriptions(cli) -> None:
 
 
 def test_presets_show_fills_in_defaults(cli) -> None:
-    result = cli("presets", "show", "plot-generator", "--set", "generate.model=gpt-4.1")
+    result = cli("presets", "show", "plot-generator", "--set", "generate.model=gpt-4.1", "--json")
     assert result.exit_code == 0, result.output
     shown = json.loads(result.stdout)
     assert shown["generate"]["model"] == "gpt-4.1"

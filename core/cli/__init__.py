@@ -32,6 +32,9 @@ def _version() -> str:
         return "unknown"
 
 
+DEBUG_SWITCHES = ("--traceback", "--debug", "-v")  # root options: full tracebacks
+
+
 class RootGroup(TyperGroup):
     """Turns user-facing errors into one line and an exit code, and prints plugin warnings."""
 
@@ -39,6 +42,9 @@ class RootGroup(TyperGroup):
     owners: dict[str, str] = {}  # command name -> the plugin that added it
 
     def invoke(self, ctx: Any) -> Any:
+        # --debug sets the environment variable for this command only: an app invoked again in
+        # the same process (tests, plugin tools) starts without it.
+        saved = os.environ.get(TRACEBACK_ENV)
         try:
             return super().invoke(ctx)
         except SynthtuneError as error:
@@ -59,19 +65,50 @@ class RootGroup(TyperGroup):
             if self.host is not None:
                 for warning in self.host.unreported_warnings():
                     typer.echo(f"warning: {warning}", err=True)
+            if saved is None:
+                os.environ.pop(TRACEBACK_ENV, None)
+            else:
+                os.environ[TRACEBACK_ENV] = saved
+
+
+def _entry_name(entry: Any) -> str:
+    """The name a registered Typer command or group answers to (as Typer derives it)."""
+    if hasattr(entry, "typer_instance"):  # a group
+        instance = entry.typer_instance
+        return entry.name or (instance.info.name if instance is not None else None) or ""
+    callback = entry.callback
+    return entry.name or (callback.__name__.lower().replace("_", "-") if callback is not None else "")
 
 
 def _command_names(app: typer.Typer) -> set[str]:
     """Names of the commands and groups registered on ``app`` so far."""
-    names = set()
-    for command in app.registered_commands:
-        callback = command.callback
-        fallback = callback.__name__.lower().replace("_", "-") if callback is not None else ""
-        names.add(command.name or fallback)
-    for group in app.registered_groups:
-        instance = group.typer_instance
-        names.add(group.name or (instance.info.name if instance is not None else None) or "")
-    return names - {""}
+    entries = [*app.registered_commands, *app.registered_groups]
+    return {_entry_name(entry) for entry in entries} - {""}
+
+
+def _add_plugin_commands(app: typer.Typer, host: PluginHost, owners: dict[str, str]) -> None:
+    """Let every plugin add its commands, refusing any that would replace a core command or
+    another plugin's: the first owner of a name keeps it, and the refusal is a warning naming
+    the plugin (Typer itself would let the later command replace the earlier one silently)."""
+    core = _command_names(app)
+    for name, function in host.each("register_commands"):
+        before = {id(entry) for entry in (*app.registered_commands, *app.registered_groups)}
+        try:
+            function(cli=app)
+        except Exception as error:
+            host.warnings.append(f"plugin {name!r} failed in register_commands: {one_line(error)}")
+        for entries in (app.registered_commands, app.registered_groups):
+            for entry in [e for e in entries if id(e) not in before]:
+                command = _entry_name(entry)
+                if command in core:
+                    taken_by = "it is a core command of tune (the core command stays)"
+                elif owners.get(command, name) != name:
+                    taken_by = f"plugin {owners[command]!r} already added a command of that name"
+                else:
+                    owners[command] = name
+                    continue
+                entries.remove(entry)  # type: ignore[arg-type]
+                host.warnings.append(f"plugin {name!r} command {command!r} was not added: {taken_by}")
 
 
 def build_app(host: PluginHost | None = None) -> typer.Typer:
@@ -108,7 +145,9 @@ def build_app(host: PluginHost | None = None) -> typer.Typer:
         ctx: typer.Context,
         version: bool = typer.Option(False, "--version", help="Print the version and exit."),
         show_traceback: bool = typer.Option(
-            False, "--traceback", help="Show full tracebacks for errors (or SYNTHTUNE_TRACEBACK=1)."
+            False,
+            *DEBUG_SWITCHES,
+            help="Show full tracebacks for errors and plugin warnings (or SYNTHTUNE_TRACEBACK=1).",
         ),
     ) -> None:
         if show_traceback:
@@ -132,14 +171,7 @@ def build_app(host: PluginHost | None = None) -> typer.Typer:
     export_cmd.register(app, host)
     try_cmd.register(app, host)
     plugin_cmd.register(app, host)
-    for name, function in host.each("register_commands"):
-        before = _command_names(app)
-        try:
-            function(cli=app)
-        except Exception as error:
-            host.warnings.append(f"plugin {name!r} failed in register_commands: {one_line(error)}")
-        for command in _command_names(app) - before:
-            owners[command] = name
+    _add_plugin_commands(app, host, owners)
     return app
 
 
@@ -149,5 +181,11 @@ def main() -> None:
     if sys.argv[1:] == ["--version"]:
         print(f"synthtune {_version()}")
         return
+    # Plugins are loaded before the options are parsed: a debug switch in front of the command
+    # must already be in the environment for their load warnings to carry tracebacks.
+    args = sys.argv[1:]
+    command = next((i for i, arg in enumerate(args) if not arg.startswith("-")), len(args))
+    if set(DEBUG_SWITCHES) & set(args[:command]):
+        os.environ[TRACEBACK_ENV] = "1"
     app = build_app()
     app(prog_name=os.path.basename(sys.argv[0]) or "tune")

@@ -17,6 +17,9 @@ def register(app: typer.Typer, host: PluginHost) -> None:
     def estimate(
         preset_name: str = typer.Option(..., "--preset", "-p", help="Preset name or .toml path."),
         set_: list[str] = typer.Option([], "--set", help="Override a setting: STAGE.KEY=VALUE."),
+        filter_: list[str] = typer.Option(
+            [], "--filter", help="Append a filter with its default settings: PLUGIN (repeatable)."
+        ),
         limit: int | None = typer.Option(None, "--limit", min=1, help="Use at most N records."),
         store: Path | None = typer.Option(
             None, "--store", help=f"Run store to check for answers [${STORE_ENV} or ./{DEFAULT_STORE}]."
@@ -39,7 +42,7 @@ def register(app: typer.Typer, host: PluginHost) -> None:
 
         Requests already answered in the run store are shown apart: a run reuses them for free.
         """
-        preset = load_preset(preset_name, host, set_)
+        preset = load_preset(preset_name, host, set_, filter_)
         path = store_path(store)
         run_store = RunStore(path) if path.exists() else None
         try:

@@ -15,7 +15,10 @@ def register(app: typer.Typer, host: PluginHost) -> None:
     def list_plugins(
         as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     ) -> None:
-        """List installed plugins: name, version, distribution and hooks."""
+        """List installed plugins: name, version, distribution and hooks.
+
+        A plugin whose name another distribution's plugin already has is listed as ignored.
+        """
         infos = host.info()
         if as_json:
             typer.echo(json.dumps([i.model_dump() for i in infos], indent=2))
@@ -23,6 +26,7 @@ def register(app: typer.Typer, host: PluginHost) -> None:
         for info in infos:
             version = f" {info.version}" if info.version else ""
             dist = f" ({info.distribution}{version})" if info.distribution else ""
-            typer.echo(f"{info.name}{dist}: {', '.join(info.hooks)}")
+            what = ", ".join(info.hooks) if info.status == "loaded" else f"{info.status}: {info.note}"
+            typer.echo(f"{info.name}{dist}: {what}")
 
     app.add_typer(group, name="plugins")

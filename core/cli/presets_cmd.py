@@ -7,6 +7,7 @@ import json
 import typer
 from synthtune.core.plugins import PluginHost
 from synthtune.core.presets import available_presets, load_preset
+from synthtune.core.toml_out import dumps
 
 
 def register(app: typer.Typer, host: PluginHost) -> None:
@@ -31,10 +32,20 @@ def register(app: typer.Typer, host: PluginHost) -> None:
     def show_preset(
         name: str = typer.Argument(..., help="Preset name or path to a .toml file."),
         set_: list[str] = typer.Option([], "--set", help="Override: STAGE.KEY=VALUE."),
+        filter_: list[str] = typer.Option([], "--filter", help="Append a filter: PLUGIN (repeatable)."),
+        as_json: bool = typer.Option(False, "--json", help="Print JSON instead of TOML."),
     ) -> None:
-        """Show a preset with every setting resolved (defaults filled in) as JSON."""
-        preset = load_preset(name, host, set_)
-        typer.echo(f"# {preset.origin}", err=True)
-        typer.echo(json.dumps(preset.as_dict(), indent=2))
+        """Show a preset resolved: read over the presets it extends, every default filled in.
+
+        Printed as TOML (a preset file that gives the same settings), or JSON with --json.
+        Where it comes from is printed on stderr.
+        """
+        preset = load_preset(name, host, set_, filter_)
+        extends = f" (extends {' <- '.join(preset.parents)})" if preset.parents else ""
+        typer.echo(f"# {preset.origin}{extends}", err=True)
+        if as_json:
+            typer.echo(json.dumps(preset.as_dict(), indent=2))
+        else:
+            typer.echo(dumps(preset.as_dict()), nl=False)
 
     app.add_typer(group, name="presets")

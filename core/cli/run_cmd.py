@@ -105,6 +105,9 @@ def register(app: typer.Typer, host: PluginHost) -> None:
     def run(
         preset_name: str = typer.Option(..., "--preset", "-p", help="Preset name or .toml path."),
         set_: list[str] = typer.Option([], "--set", help="Override a setting: STAGE.KEY=VALUE."),
+        filter_: list[str] = typer.Option(
+            [], "--filter", help="Append a filter with its default settings: PLUGIN (repeatable)."
+        ),
         limit: int | None = typer.Option(None, "--limit", min=1, help="Use at most N records."),
         out: Path | None = typer.Option(None, "--out", help="Output folder [runs/PRESET]."),
         store: Path | None = typer.Option(
@@ -132,7 +135,7 @@ def register(app: typer.Typer, host: PluginHost) -> None:
         Without --yes, the estimate is shown and confirmed first, unless every request is
         already answered in the run store (that costs nothing).
         """
-        preset = load_preset(preset_name, host, set_)
+        preset = load_preset(preset_name, host, set_, filter_)
         if train and preset.train is None:
             raise ConfigError(f"{preset.origin}: --train needs a [train] stage in the preset")
         from synthtune.core.cli.progress import RunProgress

@@ -25,4 +25,4 @@ def stage_settings(stage: str) -> type[BaseModel] | None:
 
 @hookimpl
 def source(settings: CorpusSettings, context: RunContext) -> Iterator[Record]:
-    return corpus_records(settings, context.seed)
+    return corpus_records(settings, context.seed, context.limit)

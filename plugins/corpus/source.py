@@ -122,9 +122,13 @@ def _record(passage: Passage, settings: CorpusSettings) -> Record:
     return Record(id=passage.id, category=passage.kind, data=data)
 
 
-def corpus_records(settings: CorpusSettings, seed: int) -> Iterator[Record]:
+def corpus_records(settings: CorpusSettings, seed: int, limit: int | None = None) -> Iterator[Record]:
     """Index the corpus now (so bad input fails before any work) and return a lazy iterator
-    over the selected passages as records, in the balanced order."""
+    over the selected passages as records, in the balanced order.
+
+    ``limit`` (the run's ``--limit``) caps the selection like ``count`` does: the balanced order
+    is the same at any length, so the records are the first ones of the full selection, and only
+    the files that hold them are read for their text."""
     root = resolve_path(settings.path)
     files = corpus_files(root)
     entries = build_index(files, settings)
@@ -132,7 +136,8 @@ def corpus_records(settings: CorpusSettings, seed: int) -> Iterator[Record]:
         raise ConfigError(
             f"corpus: no passage under {settings.path} has at least {settings.min_chars} characters"
         )
-    order = balanced_order(entries, seed, settings.count)
+    counts = [n for n in (settings.count, limit) if n is not None]
+    order = balanced_order(entries, seed, min(counts) if counts else None)
     return _read_selected(files, order, settings)
 
 

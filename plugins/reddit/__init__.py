@@ -9,6 +9,8 @@ the ``reddit-dump`` source (:mod:`synthtune.plugins.reddit.story_rules`).
 
 from __future__ import annotations
 
+import functools
+import itertools
 from collections.abc import Iterator
 
 from pydantic import BaseModel
@@ -29,5 +31,9 @@ def stage_settings(stage: str) -> type[BaseModel] | None:
 
 @hookimpl
 def source(settings: RedditSourceSettings, context: RunContext) -> Iterator[Record]:
-    client = RedditClient(settings, context.cache_get, context.cache_put, context.log)
-    return iter_stories(client, settings, context.log)
+    # Raw downloads can be fetched again: their cache entries share commits (durable=False).
+    cache_put = functools.partial(context.cache_put, durable=False)
+    client = RedditClient(settings, context.cache_get, cache_put, context.log)
+    # Stop walking (and downloading) once the run has all the records it will use.
+    stories = iter_stories(client, settings, context.log)
+    return stories if context.limit is None else itertools.islice(stories, context.limit)
