@@ -17,7 +17,15 @@ PLACEHOLDER_KEY = "no-key-required"
 
 
 def resolve_base_url(base_url: str | None) -> str | None:
-    return base_url or os.environ.get("OPENAI_BASE_URL") or None
+    """``base_url``, else ``$OPENAI_BASE_URL``, else None (OpenAI); a ConfigError when it is
+    not an http(s) URL with a host (aiohttp would fail every request on it, one by one)."""
+    url = base_url or os.environ.get("OPENAI_BASE_URL") or None
+    if url is not None:
+        parsed = urlparse(url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            where = "base_url" if base_url else "OPENAI_BASE_URL"
+            raise ConfigError(f"{where} {url!r} is not an http:// or https:// URL")
+    return url
 
 
 def resolve_api_key(api_key_env: str, base_url: str | None) -> str:
