@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from synthtune.core.errors import ConfigError, GenerationError
+from synthtune.core.failfast import FailFast
 from synthtune.core.models import (
     GenerationOutcome,
     GenerationRequest,
@@ -151,6 +152,7 @@ class Pipeline:
         self._contexts: dict[str, RunContext] = {}
         self._commit_scheduled = False
         self._answered: set[str] = set()  # keys answered since the last look-up in the store
+        self._failfast = FailFast()  # stops the run when every request fails
 
     # -- context -----------------------------------------------------------------------------------
 
@@ -235,6 +237,8 @@ class Pipeline:
             self._answered.clear()
             for seq, record, request in chunk:
                 assert request.key is not None
+                if self.store.broken is not None:  # a write failed (full disk): send nothing more
+                    return
                 if request.key in self._pending:  # same request twice in one run: ask once
                     self._pending[request.key].waiters.append((seq, record, request))
                     continue
@@ -353,7 +357,9 @@ class Pipeline:
         if not outcome.ok:
             self.stats.failed += 1 + len(pending.waiters)
             self._progress()
+            self._failfast.observe(outcome)
             return
+        self._failfast.observe(outcome)
         self._answered.add(outcome.key)
         self.stats.generated += 1
         self.stats.prompt_tokens += outcome.usage.prompt_tokens
@@ -413,6 +419,8 @@ class Pipeline:
             self._on_outcome(outcome)
         for key in list(self._pending):
             self._on_outcome(GenerationOutcome(key=key, error="the backend gave no answer"))
+        if self.store.broken is not None:  # the answers that arrived are held for save_held
+            raise self.store.broken
 
     def _report(self, status: str, seconds: float) -> dict[str, Any]:
         report = self.stats.as_dict()

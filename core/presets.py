@@ -21,8 +21,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from synthtune.core.errors import ConfigError
+from synthtune.core.nesting import TooDeep, check_depth
 from synthtune.core.plugins import PluginHost
 from synthtune.core.settings import GenerateSettings, OutputSettings
+from synthtune.core.trust import Endpoint, check_name, check_preset
 
 USER_DIR_ENV = "SYNTHTUNE_PRESETS_DIR"
 SINGLE_STAGES = ("source", "prompt", "generate", "format", "train")
@@ -61,6 +63,8 @@ class ResolvedPreset:
     train: StageChoice | None
     output: OutputSettings
     raw: dict[str, Any] = field(default_factory=dict)
+    # URLs the preset file chose that are not known hosts: tune run asks before sending a key.
+    untrusted_endpoints: list[Endpoint] = field(default_factory=list)
 
     @property
     def model(self) -> str:
@@ -92,10 +96,34 @@ class ResolvedPreset:
 # -- finding presets -----------------------------------------------------------------------------
 
 
-def _name_of(text: str, origin: str, fallback: str) -> str:
+def parse_toml(text: str, origin: str) -> dict[str, Any]:
+    """A preset's TOML as a dict; a ConfigError naming ``origin`` when it is not valid TOML or
+    nests deeper than :data:`~synthtune.core.nesting.MAX_DEPTH`."""
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError:
+        check_depth(data)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{origin}: invalid TOML: {error}") from None
+    except (RecursionError, TooDeep):
+        raise ConfigError(f"{origin}: {TooDeep()}") from None
+    return data
+
+
+def read_preset_text(path: Path, origin: str | None = None) -> str:
+    """A preset file's text; a ConfigError naming the file when it cannot be read as UTF-8."""
+    where = origin or str(path)
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{where}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except OSError as error:
+        raise ConfigError(f"{where}: {error.strerror or error}") from None
+
+
+def _name_of(text: str, origin: str, fallback: str) -> str:
+    try:
+        data = parse_toml(text, origin)
+    except ConfigError:
         return fallback
     name = data.get("name")
     return name if isinstance(name, str) and name else fallback
@@ -118,11 +146,15 @@ def user_preset_dir() -> Path:
     return Path(base) / "synthtune" / "presets"
 
 
-def _user() -> Iterable[PresetEntry]:
+def _user(warnings: list[str]) -> Iterable[PresetEntry]:
     folder = user_preset_dir()
     if folder.is_dir():
         for path in sorted(folder.glob("*.toml")):
-            text = path.read_text(encoding="utf-8")
+            try:
+                text = read_preset_text(path)
+            except ConfigError as error:  # one unreadable file must not hide every other preset
+                warnings.append(f"preset file skipped: {error}")
+                continue
             yield PresetEntry(_name_of(text, str(path), path.stem), str(path), text, "user")
 
 
@@ -138,8 +170,8 @@ def _from_plugins(host: PluginHost) -> Iterable[PresetEntry]:
         ) -> None:
             if isinstance(preset, Path) or (isinstance(preset, str) and preset.endswith(".toml")):
                 path = Path(preset)
-                text = path.read_text(encoding="utf-8")
                 where = f"{origin or path} (plugin {_plugin})"
+                text = read_preset_text(path, where)
                 _found.append(PresetEntry(_name_of(text, where, path.stem), where, text, _plugin))
             else:
                 where = f"{origin or 'preset'} (plugin {_plugin})"
@@ -147,6 +179,9 @@ def _from_plugins(host: PluginHost) -> Iterable[PresetEntry]:
 
         try:
             function(register=register)
+        except ConfigError as error:
+            host.warnings.append(f"plugin {plugin_name!r} failed in register_presets: {error}")
+            continue
         except Exception as error:
             host.warnings.append(
                 f"plugin {plugin_name!r} failed in register_presets: {type(error).__name__}: {error}"
@@ -169,7 +204,7 @@ def available_presets(host: PluginHost) -> dict[str, PresetEntry]:
             )
             continue
         presets[entry.name] = entry
-    for entry in _user():
+    for entry in _user(host.warnings):
         presets[entry.name] = entry
     return presets
 
@@ -179,7 +214,7 @@ def find_preset(name_or_path: str, host: PluginHost) -> PresetEntry:
     if name_or_path.endswith(".toml") or path.is_file():
         if not path.is_file():
             raise ConfigError(f"preset file not found: {name_or_path}")
-        text = path.read_text(encoding="utf-8")
+        text = read_preset_text(path)
         return PresetEntry(_name_of(text, str(path), path.stem), str(path), text, "path")
     presets = available_presets(host)
     if name_or_path not in presets:
@@ -236,8 +271,14 @@ def apply_override(data: dict[str, Any], path: list[str], value: Any, origin: st
         target = data.setdefault(head, {})
         if not isinstance(target, dict):
             raise ConfigError(f"--set {'.'.join(path)}: {head!r} is not a table in {origin}")
-    for key in rest[:-1]:
+    for depth, key in enumerate(rest[:-1], start=1):
         target = target.setdefault(key, {})
+        if not isinstance(target, dict):
+            inner = ".".join([head, *rest[:depth]])
+            raise ConfigError(
+                f"--set {'.'.join(path)}: {inner} is a value ({target!r}), not a table; "
+                f"use --set {inner}=VALUE"
+            )
     target[rest[-1]] = value
 
 
@@ -278,14 +319,13 @@ def _stage(
 
 def resolve(entry: PresetEntry, host: PluginHost, overrides: Iterable[str] = ()) -> ResolvedPreset:
     origin = entry.origin
-    try:
-        data = tomllib.loads(entry.text)
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{origin}: invalid TOML: {error}") from None
-    data = copy.deepcopy(data)
+    file_data = parse_toml(entry.text, origin)
+    data = copy.deepcopy(file_data)
+    override_paths = []
     for assignment in overrides:
         path, value = parse_override(assignment)
         apply_override(data, path, value, origin)
+        override_paths.append(path)
 
     unknown = sorted(set(data) - TOP_LEVEL_KEYS)
     if unknown:
@@ -297,6 +337,7 @@ def resolve(entry: PresetEntry, host: PluginHost, overrides: Iterable[str] = ())
     seed = data.get("seed", 0)
     if not isinstance(name, str) or not isinstance(seed, int) or isinstance(seed, bool):
         raise ConfigError(f"{origin}: name must be a string and seed an integer")
+    check_name(name, origin)
     filters = data.get("filter", [])
     if isinstance(filters, dict):
         filters = [filters]
@@ -307,7 +348,7 @@ def resolve(entry: PresetEntry, host: PluginHost, overrides: Iterable[str] = ())
     except ValidationError as error:
         raise ConfigError(f"{origin}: [output] {_describe(error)}") from None
 
-    return ResolvedPreset(
+    preset = ResolvedPreset(
         name=name,
         description=str(data.get("description", "")),
         origin=origin,
@@ -321,6 +362,10 @@ def resolve(entry: PresetEntry, host: PluginHost, overrides: Iterable[str] = ())
         output=output,
         raw=data,
     )
+    stages = [(s, None, c.plugin, c.settings) for s in SINGLE_STAGES if (c := getattr(preset, s)) is not None]
+    stages += [("filter", i, f.plugin, f.settings) for i, f in enumerate(preset.filters)]
+    preset.untrusted_endpoints = check_preset(origin, file_data, override_paths, stages)
+    return preset
 
 
 def load_preset(name_or_path: str, host: PluginHost, overrides: Iterable[str] = ()) -> ResolvedPreset:

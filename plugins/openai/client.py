@@ -14,6 +14,28 @@ from synthtune.core.errors import ConfigError
 
 OPENAI_HOSTS = ("api.openai.com",)
 PLACEHOLDER_KEY = "no-key-required"
+# What a preset file may put in api_key_env and where its base_url may point without asking
+# (core/trust.py; anything else needs --set on the command line, or a confirmation).
+KEY_VARIABLES = (
+    "OPENAI_API_KEY",
+    "AZURE_OPENAI_API_KEY",
+    "TOGETHER_API_KEY",
+    "FIREWORKS_API_KEY",
+    "OPENROUTER_API_KEY",
+    "GROQ_API_KEY",
+    "DEEPINFRA_API_KEY",
+    "MISTRAL_API_KEY",
+)
+KNOWN_HOSTS = (
+    "api.openai.com",
+    "*.openai.azure.com",
+    "api.together.xyz",
+    "api.fireworks.ai",
+    "openrouter.ai",
+    "api.groq.com",
+    "api.deepinfra.com",
+    "api.mistral.ai",
+)
 
 
 def resolve_base_url(base_url: str | None) -> str | None:

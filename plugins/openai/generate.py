@@ -29,11 +29,13 @@ from typing import Any, Literal
 
 import openai
 from pydantic import Field
+from synthtune.core import trust
 from synthtune.core.errors import ConfigError, GenerationError
 from synthtune.core.models import GenerationOutcome, GenerationRequest, RunContext, Usage
 from synthtune.core.settings import GenerateSettings
 from synthtune.core.tokens import count_messages
 from synthtune.plugins.openai.breaker import CircuitBreaker
+from synthtune.plugins.openai.client import KEY_VARIABLES, KNOWN_HOSTS
 from synthtune.plugins.openai.clock import Clock
 from synthtune.plugins.openai.concurrency import AdaptiveConcurrency
 from synthtune.plugins.openai.ratelimit import LimitHeaders, RateLimiter, retry_after
@@ -49,10 +51,10 @@ class OpenAIGenerateSettings(GenerateSettings):
     """``[generate]`` settings of the ``openai`` plugin."""
 
     model: str = "gpt-4.1-mini"
-    base_url: str | None = Field(
-        default=None, description="OpenAI-compatible endpoint; default $OPENAI_BASE_URL or OpenAI"
+    base_url: str | None = trust.endpoint(
+        "OpenAI-compatible endpoint; default $OPENAI_BASE_URL or OpenAI", KNOWN_HOSTS
     )
-    api_key_env: str = Field(default="OPENAI_API_KEY", description="variable holding the key")
+    api_key_env: str = trust.secret_env("OPENAI_API_KEY", KEY_VARIABLES)
     concurrency: int = Field(default=16, ge=1, le=2048, description="most requests in flight")
     max_retries: int = Field(default=8, ge=0, le=50, description="retries per request after the first try")
     timeout: float = Field(default=120.0, gt=0, description="seconds per request attempt")

@@ -19,11 +19,12 @@ from typing import Any, Literal
 
 import openai
 from pydantic import Field, field_validator
+from synthtune.core import trust
 from synthtune.core.errors import ConfigError
 from synthtune.core.models import DatasetFiles, RunContext, TrainingJob
 from synthtune.core.settings import StageSettings
 from synthtune.core.validation import summary_lines, validate_file
-from synthtune.plugins.openai.client import make_client, resolve_base_url
+from synthtune.plugins.openai.client import KEY_VARIABLES, KNOWN_HOSTS, make_client, resolve_base_url
 from synthtune.plugins.openai.jobs import (
     FILE_PREFIX,
     JOB_PREFIX,
@@ -56,8 +57,8 @@ class OpenAITrainSettings(StageSettings):
     metadata: dict[str, str] = Field(default_factory=dict, description="up to 15 key/value pairs")
     wait: bool = Field(default=True, description="follow the job until it ends")
     poll_interval: float = Field(default=10.0, gt=0, description="seconds between polls")
-    base_url: str | None = Field(default=None, description="default $OPENAI_BASE_URL or OpenAI")
-    api_key_env: str = "OPENAI_API_KEY"
+    base_url: str | None = trust.endpoint("default $OPENAI_BASE_URL or OpenAI", KNOWN_HOSTS)
+    api_key_env: str = trust.secret_env("OPENAI_API_KEY", KEY_VARIABLES)
     timeout: float = Field(default=600.0, gt=0, description="seconds per request (uploads)")
     max_retries: int = Field(default=5, ge=0, le=50)
 
