@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from synthtune.core.errors import SynthtuneError
 from synthtune.core.store import RunStore
 
 TMP_SUFFIX = ".tmp"
@@ -56,16 +57,23 @@ def write_outputs(store: RunStore, run_id: str, out_dir: Path, report: dict[str,
         (out_dir / "report.json", lambda tmp: tmp.write_text(report_text, encoding="utf-8")),
     ]
     if has_valid:
-        parts.insert(1, (out_dir / "valid.jsonl", lambda tmp: _write_lines(tmp, store.iter_examples(run_id, "valid"))))
+        parts.insert(
+            1, (out_dir / "valid.jsonl", lambda tmp: _write_lines(tmp, store.iter_examples(run_id, "valid")))
+        )
     written: list[tuple[Path, Path]] = []
     try:
         for final, write in parts:
             tmp = _temp_name(final, run_id)
             written.append((tmp, final))
             write(tmp)
-    except BaseException:
+    except BaseException as error:
         for tmp, _ in written:
             tmp.unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise SynthtuneError(
+                f"cannot write the outputs in {out_dir}: {error.strerror or error}; nothing there "
+                "changed and the run store keeps everything: rerun the same command to write them"
+            ) from None
         raise
     valid = out_dir / "valid.jsonl"
     if not has_valid and valid.exists():

@@ -415,8 +415,13 @@ class Pipeline:
         call = self.host.stage(choice.plugin, "generate")
         feed = _Prepended(first, requests)
         outcomes = call(requests=feed, settings=choice.settings, context=self._context(choice.plugin))
-        async for outcome in outcomes:
-            self._on_outcome(outcome)
+        try:
+            async for outcome in outcomes:
+                self._on_outcome(outcome)
+        finally:  # stopped early (fail-fast, Ctrl-C): close the backend now, not at loop shutdown
+            aclose = getattr(outcomes, "aclose", None)
+            if aclose is not None:
+                await aclose()
         for key in list(self._pending):
             self._on_outcome(GenerationOutcome(key=key, error="the backend gave no answer"))
         if self.store.broken is not None:  # the answers that arrived are held for save_held

@@ -362,7 +362,9 @@ def resolve(entry: PresetEntry, host: PluginHost, overrides: Iterable[str] = ())
         output=output,
         raw=data,
     )
-    stages = [(s, None, c.plugin, c.settings) for s in SINGLE_STAGES if (c := getattr(preset, s)) is not None]
+    stages: list[tuple[str, int | None, str, BaseModel]] = [
+        (s, None, c.plugin, c.settings) for s in SINGLE_STAGES if (c := getattr(preset, s)) is not None
+    ]
     stages += [("filter", i, f.plugin, f.settings) for i, f in enumerate(preset.filters)]
     preset.untrusted_endpoints = check_preset(origin, file_data, override_paths, stages)
     return preset

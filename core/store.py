@@ -452,7 +452,15 @@ class RunStore:
                 (
                     "INSERT OR REPLACE INTO failures (run_id, key, record_id, error, attempts, created_at,"
                     " request_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (run_id, outcome.key, record_id, outcome.error or "no answer", outcome.attempts, now, request_json),
+                    (
+                        run_id,
+                        outcome.key,
+                        record_id,
+                        outcome.error or "no answer",
+                        outcome.attempts,
+                        now,
+                        request_json,
+                    ),
                 )
             )
         # Held before they are written: if the write or its commit fails, they are still here.

@@ -33,12 +33,13 @@ def save_held_answers(
     error: StoreError,
     *,
     wait: float | None = None,
-    interval: float = 5.0,
+    interval: float | None = None,
     say: Callable[[str], None] = lambda line: None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> StoreError:
     """Try to save what ``store`` holds; return the one-line error ``tune run`` ends with."""
     wait = retry_seconds() if wait is None else wait
+    interval = min(5.0, max(0.05, wait / 10)) if interval is None else interval
     held = store.held
     deadline = time.monotonic() + wait
     announced = False

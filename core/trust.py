@@ -42,7 +42,7 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 def secret_env(default: str, allowed: Iterable[str], description: str = "variable holding the key") -> Any:
     """A setting naming the environment variable a key is read from (see the module docstring)."""
-    names = sorted(set(allowed) | {default})
+    names: list[Any] = sorted(set(allowed) | {default})
     return Field(
         default=default,
         description=f"{description}; a preset file may name {', '.join(names)}",
@@ -58,10 +58,11 @@ def output_path(description: str, default: str | None = None) -> Any:
 def endpoint(description: str, known_hosts: Iterable[str], key_field: str = "api_key_env") -> Any:
     """A URL setting the key named by ``key_field`` is sent to. ``known_hosts`` may hold
     ``*.suffix`` patterns."""
+    hosts: list[Any] = sorted(known_hosts)
     return Field(
         default=None,
         description=description,
-        json_schema_extra={TRUST_KEY: "endpoint", "known_hosts": sorted(known_hosts), "key_field": key_field},
+        json_schema_extra={TRUST_KEY: "endpoint", "known_hosts": hosts, "key_field": key_field},
     )
 
 
@@ -114,7 +115,11 @@ def _marker(info: Any) -> dict[str, Any] | None:
 
 
 def check_stage(
-    where: str, settings: BaseModel, from_file: dict[str, Any], on_command_line: Callable[[str], bool], origin: str
+    where: str,
+    settings: BaseModel,
+    from_file: dict[str, Any],
+    on_command_line: Callable[[str], bool],
+    origin: str,
 ) -> list[Endpoint]:
     """Apply the rules to one stage's settings. ``from_file`` is the stage's table as the preset
     file wrote it; ``on_command_line(field)`` says whether ``--set`` gave the field. Returns the

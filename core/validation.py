@@ -25,8 +25,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 from synthtune.core.errors import ConfigError
-from synthtune.core.nesting import TooDeep, loads_json
 from synthtune.core.line_checks import Kind, check_line, example_tokens, kind_of, schema_error
+from synthtune.core.nesting import TooDeep, loads_json
 from synthtune.core.pricing import price_table
 from synthtune.core.spend import default_epochs
 from synthtune.core.tokens import base_model

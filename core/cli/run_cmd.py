@@ -12,6 +12,7 @@ from synthtune.core.plugins import PluginHost
 from synthtune.core.presets import ResolvedPreset, load_preset
 from synthtune.core.spend import DEFAULT_OUTPUT_TOKENS
 from synthtune.core.store import RunStore
+from synthtune.core.terminal import printable
 from synthtune.core.trust import confirm_endpoints
 
 # The pipeline, the estimate and the progress display (rich) are imported inside the command:
@@ -66,7 +67,7 @@ def print_summary(report: dict[str, object]) -> None:
             f"timeouts {events.get('timeouts', 0)}, server errors {events.get('server_errors', 0)})"
         )
     lines.append(f"  output     {report['out_dir']}")
-    typer.echo("\n".join(lines))
+    typer.echo(printable("\n".join(lines)))  # model names and reasons come from elsewhere
 
 
 def confirm_spend(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from synthtune.core.models import (
 )
 from synthtune.core.plugins import PluginHost, StageCall
 from synthtune.core.presets import load_preset
+from synthtune.core.terminal import for_stream
 
 
 async def ask_once(call: StageCall, request: GenerationRequest, settings: BaseModel) -> GenerationOutcome:
@@ -88,4 +90,4 @@ def register(app: typer.Typer, host: PluginHost) -> None:
         outcome = asyncio.run(ask_once(call, request, settings))
         if not outcome.ok:
             raise GenerationError(f"{model}: {outcome.error}")
-        typer.echo(outcome.text)
+        typer.echo(for_stream(outcome.text or "", sys.stdout))

@@ -7,10 +7,15 @@ the client is made, and never stored anywhere else.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-import openai
 from synthtune.core.errors import ConfigError
+
+# The openai package takes a second or more to import; the default (direct) transport never
+# needs it, so it is imported where a client is made.
+if TYPE_CHECKING:
+    import openai
 
 OPENAI_HOSTS = ("api.openai.com",)
 PLACEHOLDER_KEY = "no-key-required"
@@ -73,6 +78,8 @@ def make_async_client(
     max_connections: int,
     transport: str = "aiohttp",
 ) -> openai.AsyncOpenAI:
+    import openai
+
     base = resolve_base_url(base_url)
     key = resolve_api_key(api_key_env, base)
     limits = openai._base_client.httpx2.Limits(
@@ -97,6 +104,8 @@ def make_client(*, base_url: str | None, api_key_env: str, timeout: float, max_r
 
     The key is read from ``api_key_env`` now and lives only in the client object.
     """
+    import openai
+
     base = resolve_base_url(base_url)
     key = resolve_api_key(api_key_env, base)
     return openai.OpenAI(api_key=key, base_url=base, timeout=timeout, max_retries=max_retries)

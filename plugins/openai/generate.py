@@ -27,7 +27,6 @@ import random
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal
 
-import openai
 from pydantic import Field
 from synthtune.core import trust
 from synthtune.core.errors import ConfigError, GenerationError
@@ -286,9 +285,10 @@ class ChatEngine:
                     event("malformed")
                     self.breaker.on_other_failure()
                 elif kind == "fatal":
-                    code = f", {reply.code}" if reply.code and reply.status == 429 else ""
+                    quota = reply.code and reply.status == 429
+                    why = f"{reply.status}, {reply.code}" if quota else reply.status
                     raise GenerationError(
-                        f"{settings.model}: the server refused the request ({reply.status}{code}): {reply.error}"
+                        f"{settings.model}: the server refused the request ({why}): {reply.error}"
                     )
                 elif kind == "failed":
                     self.breaker.on_success()  # an answer, not a rate limit: the 429 streak ends
@@ -450,6 +450,6 @@ def generate_chat(
             timeout=settings.timeout,
             max_connections=settings.concurrency,
         )
-    except (openai.OpenAIError, ValueError, RuntimeError) as error:
+    except (ValueError, RuntimeError) as error:  # the openai client's errors come as RuntimeError
         raise ConfigError(f"openai client: {error}") from None
     return ChatEngine(settings, context, transport).run(requests)

@@ -8,8 +8,8 @@ whole run, the time from the first 429 after an answer to the next answer ("stal
 - a stall longer than ``max_stall`` seconds, or stalls adding up to more than ``max_total``
   seconds, stop the run with one line quoting the server (the answers kept so far stay in the
   run store; a rerun goes on from there);
-- while stalled, a ``rate limited: waiting Ns (server says ...)`` line goes to the log every
-  ``notice_every`` seconds, on a terminal or not.
+- once stalled (or about to wait) for ``notice_every`` seconds, a ``rate limited: waiting Ns
+  (server says ...)`` line goes to the log every ``notice_every`` seconds, on a terminal or not.
 
 A wait that would end past either cap stops the run at once rather than sleeping first.
 """
@@ -52,7 +52,6 @@ class RateLimitWatch:
         if self.stalled_since is not None:
             self.total += self.clock.now() - self.stalled_since
             self.stalled_since = None
-            self.last_notice = None
 
     def on_rate_limited(self, wait: float, message: str | None, retry_after: float | None) -> None:
         """A 429 arrived and the request is about to wait ``wait`` seconds (its own backoff or
@@ -82,14 +81,17 @@ class RateLimitWatch:
         self.maybe_notice()
 
     def maybe_notice(self) -> None:
-        """Say we are waiting, at most once every ``notice_every`` seconds, while stalled."""
+        """Say we are waiting, at most once every ``notice_every`` seconds, while stalled for
+        that long already or about to wait that long (a lone 429 among answers says nothing)."""
         if self.stalled_since is None:
             return
         now = self.clock.now()
+        waiting = max(0.0, self.resume_at - now)
+        if now - self.stalled_since < self.notice_every and waiting < self.notice_every:
+            return
         if self.last_notice is not None and now - self.last_notice < self.notice_every:
             return
         self.last_notice = now
-        waiting = max(0.0, self.resume_at - now)
         self.notify(
             f"rate limited: waiting {waiting:.0f}s (server says: {self.server_says}); "
             f"no answer for {now - self.stalled_since:.0f}s, giving up after {self.max_stall:g}s"

@@ -53,7 +53,11 @@ def connection_reason(error: BaseException) -> str:
     lowered = text.lower()
     if "connection refused" in lowered or "errno 111" in lowered:
         return "refused"
-    if "name or service not known" in lowered or "nodename nor servname" in lowered or "getaddrinfo" in lowered:
+    if (
+        "name or service not known" in lowered
+        or "nodename nor servname" in lowered
+        or "getaddrinfo" in lowered
+    ):
         return "dns"
     if "certificate" in lowered or "ssl" in lowered:
         return "tls"

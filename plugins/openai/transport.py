@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import aiohttp
-import openai
 from aiohttp.helpers import get_env_proxy_for_url
 from synthtune.plugins.openai.client import make_async_client, resolve_api_key, resolve_base_url
 from synthtune.plugins.openai.reachability import connection_reason
@@ -219,16 +218,23 @@ class OpenAIClientTransport:
         max_connections: int,
         http: Literal["aiohttp", "httpx"],
     ) -> None:
-        self.client = make_async_client(
-            base_url=base_url,
-            api_key_env=api_key_env,
-            timeout=timeout,
-            max_retries=0,
-            max_connections=max_connections,
-            transport=http,
-        )
+        import openai  # only this transport needs it (a second or more to import)
+
+        try:
+            self.client = make_async_client(
+                base_url=base_url,
+                api_key_env=api_key_env,
+                timeout=timeout,
+                max_retries=0,
+                max_connections=max_connections,
+                transport=http,
+            )
+        except openai.OpenAIError as error:
+            raise RuntimeError(str(error)) from None
 
     async def post_chat(self, body: dict[str, Any]) -> Reply:
+        import openai
+
         try:
             raw = await self.client.chat.completions.with_raw_response.create(**body)
         except openai.APIStatusError as error:
