@@ -9,7 +9,8 @@ with one line when, before any request has succeeded,
 - the first ``same`` settled requests all failed the same way, or
 - ``any_kind`` settled requests failed, in whatever ways.
 
-Answers served from the run store never reach it, and one success turns it off for the run:
+Answers served from the run store never reach it, nor do requests that were never sent
+(``attempts == 0``: a batch left running, say), and one success turns it off for the run:
 after that, failures are the run's partial failures (a rerun retries them).
 """
 
@@ -53,6 +54,8 @@ class FailFast:
             return
         if outcome.ok:
             self.succeeded = True
+            return
+        if outcome.attempts == 0:  # never sent (left unanswered, interrupted): not the server's doing
             return
         self.failed += 1
         kind = failure_kind(outcome.error)

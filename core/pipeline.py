@@ -51,6 +51,8 @@ log = logging.getLogger("synthtune")
 # one each), closed early once PROBE_WAIT seconds have passed so a slow source is not held up.
 PROBE_BATCH = 64
 PROBE_WAIT = 0.005
+# The failure of a request the backend never answered (a batch left running, say).
+NO_ANSWER = "the backend gave no answer"
 
 
 @dataclass
@@ -422,8 +424,8 @@ class Pipeline:
             aclose = getattr(outcomes, "aclose", None)
             if aclose is not None:
                 await aclose()
-        for key in list(self._pending):
-            self._on_outcome(GenerationOutcome(key=key, error="the backend gave no answer"))
+        for key in list(self._pending):  # attempts=0: never tried, says nothing about the server
+            self._on_outcome(GenerationOutcome(key=key, error=NO_ANSWER, attempts=0))
         if self.store.broken is not None:  # the answers that arrived are held for save_held
             raise self.store.broken
 

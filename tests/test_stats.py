@@ -8,9 +8,9 @@ from pathlib import Path
 
 from review_runs import preset_with_dedupe, responder
 from synthtune.core import tokens
+from synthtune.core.errors import EXIT_PARTIAL
 from synthtune.core.stats import distribution, histogram, run_statistics
 from synthtune.core.store import SAMPLE_GENERATION, SAMPLE_TEXT, RunStore
-from synthtune.core.errors import EXIT_PARTIAL
 from synthtune.core.testing import FakeOpenAI
 
 

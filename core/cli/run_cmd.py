@@ -176,13 +176,13 @@ def register(app: typer.Typer, host: PluginHost) -> None:
                         output_tokens=output_tokens,
                     )
                     result = run_to_end(pipeline)
-                failures = run_store.failures(result.run_id)[:1]
+                failures = run_store.failures(result.run_id)
             finally:
                 run_store.close()
             report = result.report
             print_summary(report)
             print_stats(report)
-            check_run_outcome(report, out_dir, max_cost, failures[0]["error"] if failures else None)
+            check_run_outcome(report, out_dir, max_cost, failures)
             if train:
                 from synthtune.core.cli.train_cmd import train_after_run
 

@@ -6,8 +6,9 @@ saved first (:mod:`synthtune.core.store_guard`). After a run that ended, the sum
 then :func:`check_run_outcome` looks at the report:
 
 - every request failed, or the dataset is empty: ``error: ...`` and exit 1;
-- some requests failed, or ``--max-cost`` stopped the run: a ``warning:`` line and exit 3
-  (partial: the outputs hold what was made, a rerun goes on);
+- some requests failed or are not answered yet (a batch left running), or ``--max-cost`` stopped
+  the run: a ``warning:`` line and exit 3 (partial: the outputs hold what was made, a rerun goes
+  on);
 - otherwise nothing, and the caller goes on (``--train``), then exits 0.
 
 Codes are listed in :mod:`synthtune.core.errors`.
@@ -21,7 +22,7 @@ from typing import Any
 
 import typer
 from synthtune.core.errors import EXIT_INTERRUPTED, EXIT_PARTIAL, GenerationError, StoreError
-from synthtune.core.pipeline import Pipeline, RunResult
+from synthtune.core.pipeline import NO_ANSWER, Pipeline, RunResult
 from synthtune.core.store_guard import save_held_answers
 
 
@@ -39,20 +40,25 @@ def run_to_end(pipeline: Pipeline) -> RunResult:
 
 
 def check_run_outcome(
-    report: dict[str, Any], out_dir: Path, max_cost: float | None, first_failure: str | None = None
+    report: dict[str, Any], out_dir: Path, max_cost: float | None, failures: list[dict[str, Any]]
 ) -> None:
-    """Raise (GenerationError, exit 1) or exit 3 when the run did not make a whole dataset."""
+    """Raise (GenerationError, exit 1) or exit 3 when the run did not make a whole dataset.
+    ``failures`` are the run's failure rows (``RunStore.failures``)."""
     failed = int(report.get("failed") or 0)
     answered = int(report.get("generated") or 0) + int(report.get("cached") or 0)
+    # Requests the backend never answered (batches left running with batch_max_wait) are not
+    # refusals: a rerun collects them.
+    unanswered = sum(1 for f in failures if f.get("error") == NO_ANSWER)
+    refused = [f for f in failures if f.get("error") != NO_ANSWER]
     examples = report.get("examples") or {}
     total_examples = sum(int(n) for n in examples.values()) if isinstance(examples, dict) else 0
-    if failed and not answered:
+    if failed and not answered and not unanswered:
+        first = f": {refused[0]['error']}" if refused else ""
         raise GenerationError(
-            f"every request failed ({failed}){f': {first_failure}' if first_failure else ''}; "
-            "nothing was generated "
+            f"every request failed ({failed}){first}; nothing was generated "
             f"(details in {out_dir / 'report.json'})"
         )
-    if not total_examples and report.get("status") != "capped":
+    if not total_examples and not unanswered and report.get("status") != "capped":
         if not report.get("records"):
             why = "the source gave no records"
         elif not report.get("requests"):
@@ -71,10 +77,17 @@ def check_run_outcome(
             err=True,
         )
         raise typer.Exit(EXIT_PARTIAL)
-    if failed:
+    if unanswered:
         typer.echo(
-            f"warning: {failed} request(s) failed, the dataset is partial; rerun to retry them "
-            f"(details in {out_dir / 'report.json'})",
+            f"warning: {unanswered} request(s) not answered yet, the dataset is partial; rerun the "
+            "same command to collect them",
             err=True,
         )
+    if failed > unanswered:
+        typer.echo(
+            f"warning: {failed - unanswered} request(s) failed, the dataset is partial; rerun to retry "
+            f"them (details in {out_dir / 'report.json'})",
+            err=True,
+        )
+    if failed:
         raise typer.Exit(EXIT_PARTIAL)
