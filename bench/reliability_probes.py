@@ -10,7 +10,7 @@ in a fresh folder with OPENAI_BASE_URL set, and prints the exit code, the wall-c
 
     .venv/bin/python bench/reliability_probes.py            # every probe but the hangs
     .venv/bin/python bench/reliability_probes.py --only refused dns
-    .venv/bin/python bench/reliability_probes.py --hangs    # also 100% hangs (two minutes: the default timeout)
+    .venv/bin/python bench/reliability_probes.py --hangs    # also 100% hangs (the 120 s timeout)
 """
 
 from __future__ import annotations

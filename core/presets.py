@@ -170,8 +170,8 @@ def _from_plugins(host: PluginHost) -> Iterable[PresetEntry]:
         ) -> None:
             if isinstance(preset, Path) or (isinstance(preset, str) and preset.endswith(".toml")):
                 path = Path(preset)
+                text = path.read_text(encoding="utf-8")  # errors become the warning below
                 where = f"{origin or path} (plugin {_plugin})"
-                text = read_preset_text(path, where)
                 _found.append(PresetEntry(_name_of(text, where, path.stem), where, text, _plugin))
             else:
                 where = f"{origin or 'preset'} (plugin {_plugin})"
@@ -179,9 +179,6 @@ def _from_plugins(host: PluginHost) -> Iterable[PresetEntry]:
 
         try:
             function(register=register)
-        except ConfigError as error:
-            host.warnings.append(f"plugin {plugin_name!r} failed in register_presets: {error}")
-            continue
         except Exception as error:
             host.warnings.append(
                 f"plugin {plugin_name!r} failed in register_presets: {type(error).__name__}: {error}"

@@ -15,7 +15,7 @@ from synthtune.core.testing.limits import Faults
 
 FAST_RETRIES = [
     "--set",
-    "generate.timeout=0.5",
+    "generate.timeout=2",  # an injected timeout costs 2 s; a busy machine rarely takes that long
     "--set",
     "generate.backoff_base=0.01",
     "--set",
@@ -94,7 +94,8 @@ def test_failures_after_the_last_retry_are_recorded_and_only_they_are_retried(
 
     fake_openai.responder = responder
     broken.add("on")
-    first = _run(cli, "--set", "generate.max_retries=2", records=24)
+    # a budget for every retry: this test counts the per-request limit
+    first = _run(cli, "--set", "generate.max_retries=2", "--set", "generate.retry_budget=100", records=24)
     assert first.exit_code == EXIT_PARTIAL, first.output  # some requests failed: a partial dataset
     report = json.loads((workdir / "runs" / "plot-generator" / "report.json").read_text())
     failed = report["failed"]

@@ -21,6 +21,7 @@ from synthtune.core.models import (
 from synthtune.core.plugins import PluginHost, StageCall
 from synthtune.core.presets import load_preset
 from synthtune.core.terminal import for_stream
+from synthtune.core.trust import confirm_endpoints
 
 
 async def ask_once(call: StageCall, request: GenerationRequest, settings: BaseModel) -> GenerationOutcome:
@@ -52,6 +53,9 @@ def register(app: typer.Typer, host: PluginHost) -> None:
         temperature: float | None = typer.Option(None, "--temperature", min=0, max=2),
         max_tokens: int | None = typer.Option(None, "--max-tokens", min=1),
         show_request: bool = typer.Option(False, "--show-request", help="Print the messages sent (stderr)."),
+        yes: bool = typer.Option(
+            False, "--yes", "-y", help="Send the key where the preset's base_url points without asking."
+        ),
     ) -> None:
         """Ask MODEL once, framed like the preset's training data (system prompt, demarcator, stop
         sequences), and print the answer."""
@@ -65,6 +69,14 @@ def register(app: typer.Typer, host: PluginHost) -> None:
         assert text is not None
         if preset_name is not None:
             preset = load_preset(preset_name, host, set_)
+            confirm_endpoints(
+                [e for e in preset.untrusted_endpoints if e.where.startswith("generate.")],
+                yes=yes,
+                interactive=sys.stdin.isatty(),
+                say=lambda line: typer.echo(line, err=True),
+                ask=typer.confirm,
+                origin=f"preset {preset.name!r}",
+            )
             framing = framing_for(host, preset.format)
             generate_plugin = preset.generate.plugin
             settings = preset.generate.settings.model_copy(update={"model": model})

@@ -81,7 +81,7 @@ class OpenAIGenerateSettings(GenerateSettings):
     retry_budget: int | None = Field(
         default=None,
         ge=0,
-        description="retries the run may spend before its first answers (default: max(10, concurrency))",
+        description="retries the run may spend before its first answers (default: max(10, 2 x concurrency))",
     )
     retry_budget_ratio: float = Field(
         default=0.5, ge=0, description="retries earned by each successful answer"
@@ -158,7 +158,7 @@ class ChatEngine:
         )
         floor = settings.retry_budget
         self.budget = RetryBudget(
-            max(10, settings.concurrency) if floor is None else floor, settings.retry_budget_ratio
+            max(10, 2 * settings.concurrency) if floor is None else floor, settings.retry_budget_ratio
         )
         url = getattr(transport, "url", None) or settings.base_url or "the configured server"
         self.reach = Reachability(
