@@ -46,7 +46,7 @@ def main() -> None:
     parser.add_argument("--reset", type=float, default=0.0, help="connections dropped without an answer")
     parser.add_argument("--html", type=float, default=0.0, help="200 answers with an HTML page")
     parser.add_argument("--retry-after", type=float, default=0.5)
-    parser.add_argument("--hang", type=float, default=30.0, help="seconds an injected timeout holds a request")
+    parser.add_argument("--hang", type=float, default=30.0, help="seconds a hang fault holds a request")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     faults = None
