@@ -43,17 +43,23 @@ def main() -> None:
     parser.add_argument("--rate-limit", type=float, default=0.0)
     parser.add_argument("--timeout", type=float, default=0.0)
     parser.add_argument("--malformed", type=float, default=0.0)
+    parser.add_argument("--reset", type=float, default=0.0, help="connections dropped without an answer")
+    parser.add_argument("--html", type=float, default=0.0, help="200 answers with an HTML page")
     parser.add_argument("--retry-after", type=float, default=0.5)
+    parser.add_argument("--hang", type=float, default=30.0, help="seconds a hang fault holds a request")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     faults = None
-    if args.server_error or args.rate_limit or args.timeout or args.malformed:
+    if args.server_error or args.rate_limit or args.timeout or args.malformed or args.reset or args.html:
         faults = Faults(
             server_error=args.server_error,
             rate_limit=args.rate_limit,
             timeout=args.timeout,
             malformed=args.malformed,
+            reset=args.reset,
+            html=args.html,
             retry_after=args.retry_after,
+            hang=args.hang,
             seed=args.seed,
         )
     server = FakeOpenAI(

@@ -1,23 +1,53 @@
-"""User-facing errors.
+"""User-facing errors and the exit codes of ``tune``.
 
-Every error a user can cause (a bad preset, an unknown plugin, a missing key, an API refusal) is a
-:class:`SynthtuneError`. The CLI prints it as one line on stderr and exits with ``exit_code``;
-anything else is a bug and keeps its traceback.
+Every error a user can cause (a bad preset, an unknown plugin, a missing key, an API refusal, a
+full disk) is a :class:`SynthtuneError`. The CLI prints it as one line on stderr and exits with
+``exit_code``; anything else is a bug and keeps its traceback.
+
+Exit codes (README, "Commands", keeps the same table):
+
+==== =========================================================================================
+0    done
+1    the run failed: a refusal or a fault at run time (every request failed, the server cannot
+     be reached, a plugin error, a full disk), or the dataset is empty
+2    bad input found before any work: a preset, a setting, a file, a missing key
+3    partial: the run ended but the dataset is incomplete (some requests failed, or the
+     ``--max-cost`` cap stopped it); the outputs hold what was made and a rerun goes on
+4    busy: another ``tune run`` holds the run store or the output folder; nothing was done
+130  interrupted (Ctrl-C); every answer that arrived is kept, a rerun resumes
+==== =========================================================================================
 """
 
 from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_PARTIAL = 3
+EXIT_BUSY = 4
+EXIT_INTERRUPTED = 130
 
 
 class SynthtuneError(Exception):
     """Base class for errors shown to the user as one line."""
 
-    exit_code: int = 1
+    exit_code: int = EXIT_FAILED
 
 
 class ConfigError(SynthtuneError):
     """A preset, setting, plugin name or environment problem found before any work (exit 2)."""
 
-    exit_code = 2
+    exit_code = EXIT_BAD_INPUT
+
+
+class BusyError(SynthtuneError):
+    """Another process holds the run store or the output folder (exit 4)."""
+
+    exit_code = EXIT_BUSY
+
+
+class StoreError(SynthtuneError):
+    """The run store could not be read or written (damaged file, full disk): exit 1."""
 
 
 class PluginError(SynthtuneError):

@@ -122,7 +122,7 @@ def convert(lines: Iterable[JsonDict], fmt: str, counts: ExportCounts) -> Iterat
     if fmt not in CONVERTERS:
         raise ConfigError(f"unknown export format {fmt!r} (one of {', '.join(FORMATS)})")
     converter = CONVERTERS[fmt]
-    for line in lines:
+    for number, line in enumerate(lines, start=1):
         if fmt == "sharegpt" and "input" in line:
             raise ConfigError("sharegpt export takes chat or prompt/completion datasets, not preference ones")
         if fmt == "alpaca" and "input" in line:
@@ -133,5 +133,11 @@ def convert(lines: Iterable[JsonDict], fmt: str, counts: ExportCounts) -> Iterat
             counts.skipped += 1
             counts.reason = counts.reason or str(reason)
             continue
+        except (AttributeError, KeyError, TypeError, ValueError, IndexError) as error:
+            # A line of the wrong shape ({"messages": "x"}): name it instead of a traceback.
+            raise ConfigError(
+                f"example {number}: not a fine-tuning line ({type(error).__name__}: {error}); "
+                "`tune validate FILE` shows what is wrong"
+            ) from None
         counts.written += 1
         yield converted

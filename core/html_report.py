@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from synthtune.core.errors import ConfigError, SynthtuneError
 from synthtune.core.review import REJECTED_REASON
 from synthtune.core.stats import REVIEW_FILTER, histogram, run_statistics
 from synthtune.core.store import SAMPLE_GENERATION, SAMPLE_TEXT, RunStore
@@ -362,14 +363,21 @@ def write_html_report(store: RunStore, run_id: str, path: Path, text_chars: int 
 <th>input</th><th>output</th></tr></thead>
 <tbody>
 """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    if path.is_dir():
+        raise ConfigError(f"--html {path} is a folder: name a file, e.g. {path / 'report.html'}")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     count = 0
-    with tmp.open("w", encoding="utf-8") as out:
-        out.write(head)
-        for row in _rows(store, run_id, text_chars):
-            out.write(row)
-            count += 1
-        out.write(f"</tbody></table></section>\n</main>\n<script>{SCRIPT}</script>\n</body></html>\n")
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tmp.open("w", encoding="utf-8") as out:
+            out.write(head)
+            for row in _rows(store, run_id, text_chars):
+                out.write(row)
+                count += 1
+            out.write(f"</tbody></table></section>\n</main>\n<script>{SCRIPT}</script>\n</body></html>\n")
+        os.replace(tmp, path)
+    except OSError as error:
+        raise SynthtuneError(f"cannot write {path}: {error.strerror or error}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
     return count

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from synthtune.core.errors import ConfigError, GenerationError
+from synthtune.core.failfast import FailFast
 from synthtune.core.models import (
     GenerationOutcome,
     GenerationRequest,
@@ -54,6 +55,8 @@ log = logging.getLogger("synthtune")
 # one each), closed early once PROBE_WAIT seconds have passed so a slow source is not held up.
 PROBE_BATCH = 64
 PROBE_WAIT = 0.005
+# The failure of a request the backend never answered (a batch left running, say).
+NO_ANSWER = "the backend gave no answer"
 
 
 @dataclass
@@ -157,6 +160,7 @@ class Pipeline:
         self._answered: set[str] = set()  # keys answered since the last look-up in the store
         self._resume: ResumeState | None = None
         self._put_batched = functools.partial(store.kv_put, durable=False)
+        self._failfast = FailFast()  # stops the run when every request fails
 
     # -- context -----------------------------------------------------------------------------------
 
@@ -244,6 +248,8 @@ class Pipeline:
             self._answered.clear()
             for seq, record, request in chunk:
                 assert request.key is not None
+                if self.store.broken is not None:  # a write failed (full disk): send nothing more
+                    return
                 if request.key in self._pending:  # same request twice in one run: ask once
                     self._pending[request.key].waiters.append((seq, record, request))
                     continue
@@ -362,7 +368,9 @@ class Pipeline:
         if not outcome.ok:
             self.stats.failed += 1 + len(pending.waiters)
             self._progress()
+            self._failfast.observe(outcome)
             return
+        self._failfast.observe(outcome)
         self._answered.add(outcome.key)
         self.stats.generated += 1
         self.stats.prompt_tokens += outcome.usage.prompt_tokens
@@ -419,18 +427,17 @@ class Pipeline:
         call = self.host.stage(choice.plugin, "generate")
         feed = _Prepended(first, requests)
         outcomes = call(requests=feed, settings=choice.settings, context=self._context(choice.plugin))
-        # Closed here, inside the loop, when a later stage raises: left to the loop's shutdown,
-        # the backend's generator and its guard are finalized out of order and asyncio prints
-        # a traceback before the one-line error.
         try:
             async for outcome in outcomes:
                 self._on_outcome(outcome)
-        finally:
+        finally:  # stopped early (fail-fast, Ctrl-C): close the backend now, not at loop shutdown
             aclose = getattr(outcomes, "aclose", None)
             if aclose is not None:
                 await aclose()
-        for key in list(self._pending):
-            self._on_outcome(GenerationOutcome(key=key, error="the backend gave no answer"))
+        for key in list(self._pending):  # attempts=0: never tried, says nothing about the server
+            self._on_outcome(GenerationOutcome(key=key, error=NO_ANSWER, attempts=0))
+        if self.store.broken is not None:  # the answers that arrived are held for save_held
+            raise self.store.broken
 
     def _report(self, status: str, seconds: float) -> dict[str, Any]:
         report = self.stats.as_dict()

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from synthtune.core.errors import ConfigError
+from synthtune.core.nesting import TooDeep, check_depth
 
 EXTENDS = "extends"
 FILTER_APPEND = "filter_append"
@@ -58,10 +59,16 @@ ParentLookup = Callable[[str, Path | None], list[PresetSource]]
 
 
 def parse(text: str, origin: str) -> dict[str, Any]:
+    """A preset's TOML as a dict; a ConfigError naming ``origin`` when it is not valid TOML or
+    nests deeper than :data:`~synthtune.core.nesting.MAX_DEPTH`."""
     try:
-        return tomllib.loads(text)
+        data = tomllib.loads(text)
+        check_depth(data)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{origin}: invalid TOML: {error}") from None
+    except (RecursionError, TooDeep):
+        raise ConfigError(f"{origin}: {TooDeep()}") from None
+    return data
 
 
 def inherit(preset: PresetSource, lookup: ParentLookup) -> tuple[dict[str, Any], list[str]]:

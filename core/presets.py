@@ -12,6 +12,7 @@ before any work starts; errors name the file, the stage and the field.
 
 from __future__ import annotations
 
+import copy
 import importlib.resources
 import os
 import tomllib
@@ -23,9 +24,10 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from synthtune.core.errors import ConfigError
 from synthtune.core.plugins import PluginHost
-from synthtune.core.preset_extends import ParentLookup, PresetSource, inherit
+from synthtune.core.preset_extends import ParentLookup, PresetSource, inherit, parse
 from synthtune.core.settings import GenerateSettings, OutputSettings
 from synthtune.core.train_alternatives import choose_train_table, overridden_train_keys
+from synthtune.core.trust import Endpoint, check_name, check_preset
 
 USER_DIR_ENV = "SYNTHTUNE_PRESETS_DIR"
 SINGLE_STAGES = ("source", "prompt", "generate", "format", "train")
@@ -66,6 +68,8 @@ class ResolvedPreset:
     output: OutputSettings
     raw: dict[str, Any] = field(default_factory=dict)
     parents: list[str] = field(default_factory=list)  # origins of the presets it extends, nearest first
+    # URLs the preset file chose that are not known hosts: tune run asks before sending a key.
+    untrusted_endpoints: list[Endpoint] = field(default_factory=list)
 
     @property
     def model(self) -> str:
@@ -97,10 +101,27 @@ class ResolvedPreset:
 # -- finding presets -----------------------------------------------------------------------------
 
 
+def parse_toml(text: str, origin: str) -> dict[str, Any]:
+    """A preset's TOML as a dict; a ConfigError naming ``origin`` when it is not valid TOML or
+    nests deeper than :data:`~synthtune.core.nesting.MAX_DEPTH`."""
+    return parse(text, origin)
+
+
+def read_preset_text(path: Path, origin: str | None = None) -> str:
+    """A preset file's text; a ConfigError naming the file when it cannot be read as UTF-8."""
+    where = origin or str(path)
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{where}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except OSError as error:
+        raise ConfigError(f"{where}: {error.strerror or error}") from None
+
+
 def _name_of(text: str, origin: str, fallback: str) -> str:
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError:
+        data = parse_toml(text, origin)
+    except ConfigError:
         return fallback
     name = data.get("name")
     return name if isinstance(name, str) and name else fallback
@@ -124,11 +145,15 @@ def user_preset_dir() -> Path:
     return Path(base) / "synthtune" / "presets"
 
 
-def _user() -> Iterable[PresetEntry]:
+def _user(warnings: list[str]) -> Iterable[PresetEntry]:
     folder = user_preset_dir()
     if folder.is_dir():
         for path in sorted(folder.glob("*.toml")):
-            text = path.read_text(encoding="utf-8")
+            try:
+                text = read_preset_text(path)
+            except ConfigError as error:  # one unreadable file must not hide every other preset
+                warnings.append(f"preset file skipped: {error}")
+                continue
             yield PresetEntry(_name_of(text, str(path), path.stem), str(path), text, "user", path)
 
 
@@ -144,7 +169,7 @@ def _from_plugins(host: PluginHost) -> Iterable[PresetEntry]:
         ) -> None:
             if isinstance(preset, Path) or (isinstance(preset, str) and preset.endswith(".toml")):
                 path = Path(preset)
-                text = path.read_text(encoding="utf-8")
+                text = path.read_text(encoding="utf-8")  # errors become the warning below
                 where = f"{origin or path} (plugin {_plugin})"
                 _found.append(PresetEntry(_name_of(text, where, path.stem), where, text, _plugin, path))
             else:
@@ -177,7 +202,7 @@ def _entries(host: PluginHost) -> list[PresetEntry]:
             continue
         taken[entry.name] = entry
         entries.append(entry)
-    return [*entries, *_user()]
+    return [*entries, *_user(host.warnings)]
 
 
 def _warn(host: PluginHost, line: str) -> None:
@@ -195,7 +220,7 @@ def find_preset(name_or_path: str, host: PluginHost) -> PresetEntry:
     if name_or_path.endswith(".toml") or path.is_file():
         if not path.is_file():
             raise ConfigError(f"preset file not found: {name_or_path}")
-        text = path.read_text(encoding="utf-8")
+        text = read_preset_text(path)
         return PresetEntry(_name_of(text, str(path), path.stem), str(path), text, "path", path)
     presets = available_presets(host)
     if name_or_path not in presets:
@@ -252,8 +277,14 @@ def apply_override(data: dict[str, Any], path: list[str], value: Any, origin: st
         target = data.setdefault(head, {})
         if not isinstance(target, dict):
             raise ConfigError(f"--set {'.'.join(path)}: {head!r} is not a table in {origin}")
-    for key in rest[:-1]:
+    for depth, key in enumerate(rest[:-1], start=1):
         target = target.setdefault(key, {})
+        if not isinstance(target, dict):
+            inner = ".".join([head, *rest[:depth]])
+            raise ConfigError(
+                f"--set {'.'.join(path)}: {inner} is a value ({target!r}), not a table; "
+                f"use --set {inner}=VALUE"
+            )
     target[rest[-1]] = value
 
 
@@ -336,6 +367,7 @@ def resolve(
     and then ``overrides`` applied (``--set``)."""
     origin = entry.origin
     data, parents = inherit(PresetSource.of_file(origin, entry.text, entry.path), _parent_lookup(host))
+    file_data = copy.deepcopy(data)  # what the preset files chose, before the command line
     append_filters(data, filters, origin)
     base_trainer = data["train"].get("plugin") if isinstance(data.get("train"), dict) else None
     parsed = [parse_override(assignment) for assignment in overrides]
@@ -343,6 +375,7 @@ def resolve(
         apply_override(data, path, value, origin)
     if "train" in data:  # --set train.plugin=X picks the preset's [train.alternatives.X]
         data["train"] = choose_train_table(data["train"], base_trainer, overridden_train_keys(parsed), origin)
+    override_paths = [path for path, _ in parsed]
 
     unknown = sorted(set(data) - TOP_LEVEL_KEYS)
     if unknown:
@@ -354,6 +387,7 @@ def resolve(
     seed = data.get("seed", 0)
     if not isinstance(name, str) or not isinstance(seed, int) or isinstance(seed, bool):
         raise ConfigError(f"{origin}: name must be a string and seed an integer")
+    check_name(name, origin)
     filter_tables = data.get("filter", [])
     if isinstance(filter_tables, dict):
         filter_tables = [filter_tables]
@@ -364,7 +398,7 @@ def resolve(
     except ValidationError as error:
         raise ConfigError(f"{origin}: [output] {_describe(error)}") from None
 
-    return ResolvedPreset(
+    preset = ResolvedPreset(
         name=name,
         description=str(data.get("description", "")),
         origin=origin,
@@ -379,6 +413,12 @@ def resolve(
         raw=data,
         parents=parents,
     )
+    stages: list[tuple[str, int | None, str, BaseModel]] = [
+        (s, None, c.plugin, c.settings) for s in SINGLE_STAGES if (c := getattr(preset, s)) is not None
+    ]
+    stages += [("filter", i, f.plugin, f.settings) for i, f in enumerate(preset.filters)]
+    preset.untrusted_endpoints = check_preset(origin, file_data, override_paths, stages)
+    return preset
 
 
 def load_preset(

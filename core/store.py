@@ -6,6 +6,9 @@ for. Everything else (records, verdicts, examples) belongs to one run and is che
 
 Each generation is committed the moment it arrives (answers that land in the same event-loop
 turn share one commit): a process killed at any point loses no completion that reached it.
+When a commit fails (a full disk), the answers it carried stay held in memory
+(:attr:`RunStore.broken` says why) until :meth:`RunStore.save_held` writes them once there is
+room again; see :mod:`synthtune.core.store_guard`.
 Derived rows are queued in memory and written in batches (see :meth:`RunStore.commit_answers`),
 at the latest when the run finishes or anything reads the store; a killed run recomputes them
 from the kept generations without paying again.
@@ -22,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic_core import to_json
-from synthtune.core.errors import ConfigError
+from synthtune.core.errors import ConfigError, StoreError
 from synthtune.core.models import GenerationOutcome, Record, TrainingExample
 
 # A sample's text is NULL when it is its generation's text unchanged (no filter rewrote it),
@@ -218,6 +221,10 @@ class RunStore:
         self._kv_pending: dict[tuple[str, str], tuple[str, float]] = {}
         self._kv_since = 0.0
         self._kv_bytes = 0
+        # Answer rows (statement, parameters) written since the last commit that succeeded:
+        # when a commit fails they are all that is left of answers already paid for.
+        self._unsaved: list[tuple[str, tuple[Any, ...]]] = []
+        self.broken: StoreError | None = None  # set when a write failed; answers are held
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -227,8 +234,56 @@ class RunStore:
         return self._conn
 
     def close(self) -> None:
-        self.flush()
+        try:
+            self.flush()
+        except StoreError:
+            pass  # held answers are the caller's to save first (save_held); closing must not raise
         self._conn.close()
+
+    @property
+    def held(self) -> int:
+        """Answers (and failures) written since the last successful commit."""
+        return len(self._unsaved)
+
+    def _break(self, error: sqlite3.Error | OSError) -> StoreError:
+        """A write failed: roll back (SQLite may have done it already), drop the queued derived
+        rows (they are recomputed on the next run) and keep the answer rows held."""
+        try:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+        self._in_tx = False
+        self._queued.clear()
+        self._queued_rows = 0
+        self.broken = StoreError(f"run store {self.path}: {error}")
+        return self.broken
+
+    def _commit(self) -> None:
+        try:
+            self._conn.execute("COMMIT")
+        except sqlite3.Error as error:
+            raise self._break(error) from None
+        finally:
+            self._in_tx = False
+        self._unsaved.clear()
+
+    def save_held(self) -> int:
+        """Write the held answer rows again and commit them; returns how many were saved.
+        Raises StoreError (rows still held) when the store still cannot take them."""
+        count = len(self._unsaved)
+        if not count and self.broken is None:
+            return 0
+        try:
+            self._conn.execute("BEGIN")
+            self._in_tx = True
+            for sql, row in self._unsaved:
+                self._conn.execute(sql, row)
+        except sqlite3.Error as error:
+            raise self._break(error) from None
+        self._commit()
+        self.broken = None
+        return count
 
     # -- transactions for derived rows -----------------------------------------------------------
 
@@ -267,24 +322,33 @@ class RunStore:
             self._kv_pending.clear()
 
     def flush(self) -> None:
-        """Write every queued derived row and commit."""
-        self._write_queued()
+        """Write every queued derived row and commit (StoreError when that fails)."""
+        if self.broken is not None:
+            raise self.broken
+        try:
+            self._write_queued()
+        except sqlite3.Error as error:
+            raise self._break(error) from None
         if self._in_tx:
-            self._conn.execute("COMMIT")
-            self._in_tx = False
+            self._commit()
 
     def commit_answers(self) -> None:
         """Commit the answers written since the last commit (see :meth:`put_outcome`), with the
         queued derived rows when a batch of them is due (:data:`DERIVED_BATCH_ROWS`,
         :data:`DERIVED_MAX_AGE`); otherwise those wait for a later commit."""
-        if self._queued_rows >= DERIVED_BATCH_ROWS or (
-            self._queued_rows and time.monotonic() - self._queued_since >= DERIVED_MAX_AGE
-        ):
-            self._write_queued()
-        self._write_kv_pending()  # cache entries are cheap to add to a commit that happens anyway
-        if self._in_tx:
-            self._conn.execute("COMMIT")
-            self._in_tx = False
+        if self.broken is not None:
+            return  # answers are held; the caller sees ``broken`` and stops
+        try:
+            if self._queued_rows >= DERIVED_BATCH_ROWS or (
+                self._queued_rows and time.monotonic() - self._queued_since >= DERIVED_MAX_AGE
+            ):
+                self._write_queued()
+            self._write_kv_pending()  # cache entries are cheap to add to a commit that happens anyway
+            if self._in_tx:
+                self._commit()
+        except (sqlite3.Error, StoreError) as error:
+            if self.broken is None:
+                self._break(error if isinstance(error, sqlite3.Error) else sqlite3.Error(str(error)))
 
     # -- runs --------------------------------------------------------------------------------------
 
@@ -376,45 +440,60 @@ class RunStore:
         together share one commit (a commit per answer costs more CPU than the rest of the
         record's work)."""
         now = time.time()
-        self._begin()
+        rows: list[tuple[str, tuple[Any, ...]]] = []
         if outcome.ok:
-            self._conn.execute(
-                "INSERT OR REPLACE INTO generations (key, text, finish_reason, model, prompt_tokens,"
-                " completion_tokens, cost, response_id, attempts, run_id, created_at, request_json)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            rows.append(
                 (
-                    outcome.key,
-                    outcome.text,
-                    outcome.finish_reason,
-                    outcome.model,
-                    outcome.usage.prompt_tokens,
-                    outcome.usage.completion_tokens,
-                    outcome.cost,
-                    outcome.response_id,
-                    outcome.attempts,
-                    run_id,
-                    now,
-                    request_json,
-                ),
+                    "INSERT OR REPLACE INTO generations (key, text, finish_reason, model, prompt_tokens,"
+                    " completion_tokens, cost, response_id, attempts, run_id, created_at, request_json)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        outcome.key,
+                        outcome.text,
+                        outcome.finish_reason,
+                        outcome.model,
+                        outcome.usage.prompt_tokens,
+                        outcome.usage.completion_tokens,
+                        outcome.cost,
+                        outcome.response_id,
+                        outcome.attempts,
+                        run_id,
+                        now,
+                        request_json,
+                    ),
+                )
             )
             if (run_id, outcome.key) in self._failed:
                 self._failed.discard((run_id, outcome.key))
-                self._conn.execute("DELETE FROM failures WHERE run_id = ? AND key = ?", (run_id, outcome.key))
+                rows.append(("DELETE FROM failures WHERE run_id = ? AND key = ?", (run_id, outcome.key)))
         else:
             self._failed.add((run_id, outcome.key))
-            self._conn.execute(
-                "INSERT OR REPLACE INTO failures (run_id, key, record_id, error, attempts, created_at,"
-                " request_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            rows.append(
                 (
-                    run_id,
-                    outcome.key,
-                    record_id,
-                    outcome.error or "no answer",
-                    outcome.attempts,
-                    now,
-                    request_json,
-                ),
+                    "INSERT OR REPLACE INTO failures (run_id, key, record_id, error, attempts, created_at,"
+                    " request_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        run_id,
+                        outcome.key,
+                        record_id,
+                        outcome.error or "no answer",
+                        outcome.attempts,
+                        now,
+                        request_json,
+                    ),
+                )
             )
+        # Held before they are written: if the write or its commit fails, they are still here.
+        self._unsaved.extend(rows)
+        if self.broken is not None:
+            return
+        try:
+            self._begin()
+            for sql, row in rows:
+                self._conn.execute(sql, row)
+        except sqlite3.Error as error:
+            self._break(error)
+            return
         if commit:
             self.flush()
 

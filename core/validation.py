@@ -26,6 +26,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from synthtune.core.errors import ConfigError
 from synthtune.core.line_checks import Kind, check_line, example_tokens, kind_of, schema_error
+from synthtune.core.nesting import TooDeep, loads_json
 from synthtune.core.pricing import price_table
 from synthtune.core.spend import default_epochs
 from synthtune.core.tokens import base_model
@@ -134,8 +135,8 @@ def detect_kind(path: Path) -> Kind | None:
     """The kind of the first line of ``path`` that parses and shows a kind."""
     for text in _read_lines(path):
         try:
-            line = json.loads(text)
-        except json.JSONDecodeError:
+            line = loads_json(text)
+        except (json.JSONDecodeError, TooDeep):
             continue
         if isinstance(line, dict) and (kind := kind_of(line)) is not None:
             return kind
@@ -189,9 +190,12 @@ def validate_lines(
             error(number, "invalid_json", "empty line")
             continue
         try:
-            line = json.loads(text)
+            line = loads_json(text)
         except json.JSONDecodeError as exc:
             error(number, "invalid_json", f"invalid JSON: {exc.msg} (column {exc.colno})")
+            continue
+        except TooDeep as exc:
+            error(number, "too_deep", str(exc))
             continue
         if not isinstance(line, dict):
             error(number, "not_object", f"a JSON {type(line).__name__}, not an object")

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from conftest import REFERENCE, read_jsonl
+from synthtune.core.errors import EXIT_FAILED, EXIT_PARTIAL
 from synthtune.core.testing import FakeOpenAI, Reply, default_text, validator_for
 from synthtune.plugins.openai import batch_book
 
@@ -217,7 +218,7 @@ def test_an_expired_batch_fails_its_unanswered_requests_and_a_rerun_retries_only
     fake_openai.batch_final_status = "expired"
     fake_openai.batch_answer_limit = 2
     first = run(cli, "--limit", "6", *BATCH)
-    assert first.exit_code == 0, first.output
+    assert first.exit_code == EXIT_PARTIAL, first.output
     report = json.loads((workdir / "runs" / "plot-generator" / "report.json").read_text())
     assert (report["generated"], report["failed"]) == (2, 4)
     assert all("batch_expired" in f["error"] for f in report["failures"])
@@ -245,7 +246,7 @@ def test_lines_the_batch_answered_with_an_error_become_failures(cli, workdir: Pa
     with FakeOpenAI(responder, schema_path=REFERENCE / "openai-request-schemas.json") as fake:
         monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
         result = run(cli, "--limit", "6", *BATCH)
-        assert result.exit_code == 0, result.output
+        assert result.exit_code == EXIT_PARTIAL, result.output  # one request failed
         assert fake.schema_errors == []
     report = json.loads((workdir / "runs" / "plot-generator" / "report.json").read_text())
     assert report["failed"] == 1 and report["generated"] == 5
@@ -257,8 +258,9 @@ def test_batch_max_wait_leaves_the_batch_running_for_a_rerun(
 ) -> None:
     fake_openai.batch_hold = True
     first = run(cli, "--limit", "4", *BATCH, "--set", "generate.batch_max_wait=0")
-    assert first.exit_code == 0, first.output
+    assert first.exit_code == EXIT_PARTIAL, first.output  # nothing answered yet, nothing failed
     assert "still running" in first.output
+    assert "4 request(s) not answered yet, the dataset is partial" in first.output
     report = json.loads((workdir / "runs" / "plot-generator" / "report.json").read_text())
     assert report["failed"] == 4
 
@@ -274,13 +276,15 @@ def test_a_batch_the_server_lost_is_failed_then_resubmitted(
     cli, fake_openai: FakeOpenAI, workdir: Path
 ) -> None:
     fake_openai.batch_hold = True
-    assert run(cli, "--limit", "3", *BATCH, "--set", "generate.batch_max_wait=0").exit_code == 0
+    assert run(cli, "--limit", "3", *BATCH, "--set", "generate.batch_max_wait=0").exit_code == EXIT_PARTIAL
     (lost,) = fake_openai.batches
     del fake_openai.batches[lost]  # deleted server-side, or the base URL now names another server
     fake_openai.batch_hold = False
 
     second = run(cli, "--limit", "3", *BATCH)
-    assert second.exit_code == 0, second.output
+    # every request failed: the lost batch's (a rerun resubmits them)
+    assert second.exit_code == EXIT_FAILED, second.output
+    assert "every request failed (3): batch" in second.output and "not found on the server" in second.output
     report = json.loads((workdir / "runs" / "plot-generator" / "report.json").read_text())
     assert report["failed"] == 3 and "not found on the server" in report["failures"][0]["error"]
     assert fake_openai.batch_count == 0

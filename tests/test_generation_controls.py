@@ -365,7 +365,10 @@ class GateClock(Clock):
 
 
 def _scripted_engine(transport: ScriptedTransport, clock: Clock, concurrency: int) -> ChatEngine:
-    config = OpenAIGenerateSettings(concurrency=concurrency, base_url="http://127.0.0.1:9/v1")
+    # Every first attempt may fail here before any answer: a budget for all of those retries.
+    config = OpenAIGenerateSettings(
+        concurrency=concurrency, base_url="http://127.0.0.1:9/v1", retry_budget=100
+    )
     context = RunContext(run_id="t", seed=0, _event=lambda name, n: None)
     return ChatEngine(config, context, transport, clock=clock, rng=random.Random(0))
 

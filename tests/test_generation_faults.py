@@ -8,13 +8,14 @@ from typing import Any
 
 import pytest
 from conftest import REFERENCE
+from synthtune.core.errors import EXIT_PARTIAL
 from synthtune.core.store import RunStore
 from synthtune.core.testing import FakeOpenAI, Reply, default_text
 from synthtune.core.testing.limits import Faults
 
 FAST_RETRIES = [
     "--set",
-    "generate.timeout=0.5",
+    "generate.timeout=2",  # an injected timeout costs 2 s; a busy machine rarely takes that long
     "--set",
     "generate.backoff_base=0.01",
     "--set",
@@ -93,12 +94,13 @@ def test_failures_after_the_last_retry_are_recorded_and_only_they_are_retried(
 
     fake_openai.responder = responder
     broken.add("on")
-    first = _run(cli, "--set", "generate.max_retries=2", records=24)
-    assert first.exit_code == 0, first.output
+    # a budget for every retry: this test counts the per-request limit
+    first = _run(cli, "--set", "generate.max_retries=2", "--set", "generate.retry_budget=100", records=24)
+    assert first.exit_code == EXIT_PARTIAL, first.output  # some requests failed: a partial dataset
     report = json.loads((workdir / "runs" / "plot-generator" / "report.json").read_text())
     failed = report["failed"]
     assert failed > 0 and report["generated"] == 24 - failed
-    assert "request(s) failed; rerun to retry them" in first.output
+    assert "request(s) failed, the dataset is partial; rerun to retry them" in first.output
     assert fake_openai.chat_count == (24 - failed) + failed * 3  # 1 try + 2 retries each
     store = RunStore(workdir / "synthtune.db")
     recorded = store.failures(report["run_id"])

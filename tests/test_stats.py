@@ -8,6 +8,7 @@ from pathlib import Path
 
 from review_runs import preset_with_dedupe, responder
 from synthtune.core import tokens
+from synthtune.core.errors import EXIT_PARTIAL
 from synthtune.core.stats import distribution, histogram, run_statistics
 from synthtune.core.store import SAMPLE_GENERATION, SAMPLE_TEXT, RunStore
 from synthtune.core.testing import FakeOpenAI
@@ -15,8 +16,10 @@ from synthtune.core.testing import FakeOpenAI
 
 def _run(cli, workdir: Path, limit: int = 48) -> dict:
     result = cli("run", "--preset", str(preset_with_dedupe(workdir)), "--limit", str(limit), "--yes")
-    assert result.exit_code == 0, result.output
-    return json.loads((workdir / "runs" / "plot-generator" / "report.json").read_text())
+    report = json.loads((workdir / "runs" / "plot-generator" / "report.json").read_text())
+    # the responder fails some requests on purpose: a partial run exits 3
+    assert result.exit_code == (EXIT_PARTIAL if report["failed"] else 0), result.output
+    return report
 
 
 def test_report_counts_add_up_to_records_and_requests(cli, fake_openai: FakeOpenAI, workdir: Path) -> None:

@@ -14,13 +14,26 @@ libraries (openai, aiohttp, jsonschema) only inside the functions that need them
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
 from typing import Any
 
 import typer
 from synthtune.core.errors import SynthtuneError
 from synthtune.core.plugins import TRACEBACK_ENV, PluginHost, get_host, one_line, traceback_requested
+from synthtune.core.terminal import printable
 from typer.core import TyperGroup
+
+
+def store_problem(error: sqlite3.DatabaseError) -> str:
+    """One line for an SQLite error that reached the CLI."""
+    text = str(error)
+    if "full" in text:
+        return f"run store: {text}: free some space, then rerun the same command (answers kept so far stay)"
+    return (
+        f"run store: {text}: the file is damaged. Move it aside (with its -wal and -shm files) "
+        "and rerun; answers it held will be asked for again"
+    )
 
 
 def _version() -> str:
@@ -50,8 +63,15 @@ class RootGroup(TyperGroup):
         except SynthtuneError as error:
             if traceback_requested():
                 raise
-            typer.echo(f"error: {' '.join(str(error).split())}", err=True)
+            # Server and model text can reach this line: no control sequences on the terminal.
+            typer.echo(f"error: {printable(' '.join(str(error).split()))}", err=True)
             raise typer.Exit(error.exit_code) from None
+        except sqlite3.DatabaseError as error:
+            # A damaged run store, or a full disk outside the run's own writes.
+            if traceback_requested():
+                raise
+            typer.echo(f"error: {store_problem(error)}", err=True)
+            raise typer.Exit(1) from None
         except (typer.Exit, typer.Abort, typer.TyperException):
             raise
         except Exception as error:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from synthtune.core.errors import ConfigError
+from synthtune.core.errors import ConfigError, SynthtuneError
 from synthtune.core.export import FORMATS, ExportCounts, convert
 from synthtune.core.jsonl import iter_objects
 from synthtune.core.plugins import PluginHost
@@ -71,15 +71,16 @@ def register(app: typer.Typer, host: PluginHost) -> None:
                 typer.echo(json.dumps(line, ensure_ascii=False))
         else:
             out.parent.mkdir(parents=True, exist_ok=True)
-            tmp = out.with_name(out.name + ".tmp")
+            tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")  # a name no other writer uses
             try:
                 with tmp.open("w", encoding="utf-8") as handle:
                     for line in lines:
                         handle.write(json.dumps(line, ensure_ascii=False) + "\n")
-            except BaseException:
+                os.replace(tmp, out)
+            except OSError as error:
+                raise SynthtuneError(f"cannot write {out}: {error.strerror or error}") from None
+            finally:
                 tmp.unlink(missing_ok=True)
-                raise
-            os.replace(tmp, out)
             typer.echo(f"wrote {counts.written} {fmt} examples to {out}", err=True)
         if counts.skipped:
             typer.echo(f"warning: skipped {counts.skipped} example(s): {counts.reason}", err=True)

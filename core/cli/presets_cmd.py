@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 
 import typer
+from synthtune.core.errors import ConfigError
 from synthtune.core.plugins import PluginHost
-from synthtune.core.presets import available_presets, load_preset
+from synthtune.core.presets import available_presets, load_preset, parse_toml
+from synthtune.core.terminal import printable
 from synthtune.core.toml_out import dumps
 
 
@@ -20,13 +22,12 @@ def register(app: typer.Typer, host: PluginHost) -> None:
         width = max((len(n) for n in presets), default=0)
         for name in sorted(presets):
             entry = presets[name]
-            import tomllib
-
             try:
-                description = tomllib.loads(entry.text).get("description", "")
-            except tomllib.TOMLDecodeError:
+                description = str(parse_toml(entry.text, entry.origin).get("description", ""))
+            except ConfigError:
                 description = "(invalid TOML)"
-            typer.echo(f"{name.ljust(width)}  {description}  [{entry.provider}]")
+            line = f"{name.ljust(width)}  {description}  [{entry.provider}]"
+            typer.echo(printable(line))
 
     @group.command("show")
     def show_preset(

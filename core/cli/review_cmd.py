@@ -18,8 +18,10 @@ from synthtune.core.cli.stats_view import histogram_lines, stats_lines
 from synthtune.core.errors import ConfigError, SynthtuneError
 from synthtune.core.plugins import PluginHost
 from synthtune.core.review import Order, RunReview, SampleView, resolve_run
+from synthtune.core.runlock import hold_run_locks
 from synthtune.core.stats import METRICS, histogram
 from synthtune.core.store import RunStore
+from synthtune.core.terminal import printable
 
 HELP = """commands (then Enter):
   l  longest first     s  shortest first     f [TEXT]  by filter reason (only reasons with TEXT)
@@ -80,18 +82,19 @@ def show_sample(view: SampleView, position: int, total: int, order: str, input_c
         view.text,
         rule,
     ]
-    typer.echo("\n".join(lines))
+    # Model text is data: no escape sequence in it may act on the terminal.
+    typer.echo(printable("\n".join(lines)))
 
 
 def show_summary(review: RunReview, report: dict[str, Any], metric: str = "output_chars") -> None:
     run = review.run
-    typer.echo(f"run {run.run_id} ({run.preset}), files in {run.out_dir}")
+    typer.echo(printable(f"run {run.run_id} ({run.preset}), files in {run.out_dir}"))
     typer.echo(
         f"  records {report.get('records', '?')}  kept {report.get('kept', '?')}  "
         f"dropped {report.get('dropped_total', '?')}  failed {report.get('failed', 0)}"
     )
     if isinstance(report.get("stats"), dict):
-        typer.echo("\n".join(stats_lines(report["stats"])))
+        typer.echo(printable("\n".join(stats_lines(report["stats"]))))
     typer.echo("\n".join(histogram_lines(histogram(review.store, run.run_id, metric), title=metric)))
 
 
@@ -151,11 +154,13 @@ class ReviewSession:
             typer.echo("no sample shown yet")
             return
         seq = self.seqs[self.position]
-        changed = self.review.reject(seq) if reject else self.review.restore(seq)
-        if not changed:
-            typer.echo(f"sample {seq} was {'already rejected' if reject else 'not rejected in review'}")
-            return
-        report = self.review.rewrite()
+        # A review writes the store and the output folder: not while a run holds them (BusyError).
+        with hold_run_locks(self.review.store.path, self.review.run.out_dir):
+            changed = self.review.reject(seq) if reject else self.review.restore(seq)
+            if not changed:
+                typer.echo(f"sample {seq} was {'already rejected' if reject else 'not rejected in review'}")
+                return
+            report = self.review.rewrite()
         examples = report.get("examples") or {}
         typer.echo(
             f"sample {seq} {'rejected in review' if reject else 'restored'}: "
@@ -197,7 +202,7 @@ def run_loop(session: ReviewSession, report: dict[str, Any]) -> None:
             else:
                 typer.echo(f"unknown command {command!r} (? for help)")
         except SynthtuneError as error:
-            typer.echo(f"error: {error}")
+            typer.echo(printable(f"error: {error}"))
 
 
 def register(app: typer.Typer, host: PluginHost) -> None:

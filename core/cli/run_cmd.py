@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from pathlib import Path
 
 import typer
-from synthtune.core.errors import ConfigError
+from synthtune.core.errors import EXIT_PARTIAL, ConfigError
 from synthtune.core.plugins import PluginHost
 from synthtune.core.presets import ResolvedPreset, load_preset
 from synthtune.core.spend import DEFAULT_OUTPUT_TOKENS
 from synthtune.core.store import RunStore
+from synthtune.core.terminal import printable
+from synthtune.core.trust import confirm_endpoints
 
 # The pipeline, the estimate and the progress display (rich) are imported inside the command:
 # every `tune` invocation builds this command, and `tune --help` should not pay for them.
@@ -20,7 +21,7 @@ from synthtune.core.store import RunStore
 STORE_ENV = "SYNTHTUNE_STORE"
 DEFAULT_STORE = "synthtune.db"
 # Exit code of a run stopped by --max-cost: outputs are written, but the dataset is incomplete.
-EXIT_COST_CAP = 3
+EXIT_COST_CAP = EXIT_PARTIAL
 
 
 def store_path(option: Path | None) -> Path:
@@ -66,7 +67,7 @@ def print_summary(report: dict[str, object]) -> None:
             f"timeouts {events.get('timeouts', 0)}, server errors {events.get('server_errors', 0)})"
         )
     lines.append(f"  output     {report['out_dir']}")
-    typer.echo("\n".join(lines))
+    typer.echo(printable("\n".join(lines)))  # model names and reasons come from elsewhere
 
 
 def confirm_spend(
@@ -138,10 +139,20 @@ def register(app: typer.Typer, host: PluginHost) -> None:
         preset = load_preset(preset_name, host, set_, filter_)
         if train and preset.train is None:
             raise ConfigError(f"{preset.origin}: --train needs a [train] stage in the preset")
+        confirm_endpoints(
+            preset.untrusted_endpoints,
+            yes=yes,
+            interactive=stdin_is_interactive(),
+            say=lambda line: typer.echo(line, err=True),
+            ask=typer.confirm,
+            origin=f"preset {preset.name!r}",
+        )
         from synthtune.core.cli.progress import RunProgress
+        from synthtune.core.cli.run_outcome import check_run_outcome, run_to_end
         from synthtune.core.cli.stats_view import print_stats
         from synthtune.core.pipeline import Pipeline
         from synthtune.core.pricing import price_table
+        from synthtune.core.runlock import hold_run_locks
 
         if max_cost is not None and price_table().lookup(preset.model) is None:
             raise ConfigError(
@@ -149,42 +160,33 @@ def register(app: typer.Typer, host: PluginHost) -> None:
                 "by $SYNTHTUNE_PRICES"
             )
         out_dir = out or Path("runs") / preset.name
-        run_store = RunStore(store_path(store))
-        try:
-            if not yes:
-                confirm_spend(host, preset, run_store, limit, output_tokens, max_cost)
-            with RunProgress() as progress:
-                pipeline = Pipeline(
-                    host,
-                    preset,
-                    run_store,
-                    out_dir,
-                    limit=limit,
-                    on_progress=progress,
-                    max_cost=max_cost,
-                    output_tokens=output_tokens,
-                )
-                result = asyncio.run(pipeline.run())
-        finally:
-            run_store.close()
-        report = result.report
-        print_summary(report)
-        print_stats(report)
-        if report.get("failed"):
-            typer.echo(
-                f"warning: {report['failed']} request(s) failed; rerun to retry them "
-                f"(details in {out_dir / 'report.json'})",
-                err=True,
-            )
-        if report.get("status") == "capped":
-            typer.echo(
-                f"stopped at the cost cap: ${report['cost_usd']:.4f} spent of ${max_cost:.4f} allowed; "
-                f"{report['not_sent_cost_cap']} request(s) not sent. The outputs hold what was "
-                "generated; rerun with a higher --max-cost to go on (answers are reused).",
-                err=True,
-            )
-            raise typer.Exit(EXIT_COST_CAP)
-        if train:
-            from synthtune.core.cli.train_cmd import train_after_run
+        # One run per store and output folder, training included: a second one stops here
+        # (exit 4), before any work.
+        with hold_run_locks(store_path(store), out_dir):
+            run_store = RunStore(store_path(store))
+            try:
+                if not yes:
+                    confirm_spend(host, preset, run_store, limit, output_tokens, max_cost)
+                with RunProgress() as progress:
+                    pipeline = Pipeline(
+                        host,
+                        preset,
+                        run_store,
+                        out_dir,
+                        limit=limit,
+                        on_progress=progress,
+                        max_cost=max_cost,
+                        output_tokens=output_tokens,
+                    )
+                    result = run_to_end(pipeline)
+                failures = run_store.failures(result.run_id)
+            finally:
+                run_store.close()
+            report = result.report
+            print_summary(report)
+            print_stats(report)
+            check_run_outcome(report, out_dir, max_cost, failures)
+            if train:
+                from synthtune.core.cli.train_cmd import train_after_run
 
-            train_after_run(host, preset, result, store_path(store), yes)
+                train_after_run(host, preset, result, store_path(store), yes)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import typer
+from synthtune.core.terminal import printable
 
 METRIC_LABELS = {
     "output_chars": "output chars",
@@ -72,4 +73,4 @@ def print_stats(report: dict[str, Any]) -> None:
     """Print the statistics of a run report, if it has any."""
     stats = report.get("stats")
     if isinstance(stats, dict):
-        typer.echo("\n".join(stats_lines(stats)))
+        typer.echo(printable("\n".join(stats_lines(stats))))

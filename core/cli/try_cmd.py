@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from synthtune.core.models import (
 )
 from synthtune.core.plugins import PluginHost, StageCall
 from synthtune.core.presets import load_preset
+from synthtune.core.terminal import for_stream
+from synthtune.core.trust import confirm_endpoints
 
 
 async def ask_once(call: StageCall, request: GenerationRequest, settings: BaseModel) -> GenerationOutcome:
@@ -60,6 +63,9 @@ def register(app: typer.Typer, host: PluginHost) -> None:
             "--api-key-env",
             help="Environment variable holding that endpoint's key (e.g. TOGETHER_API_KEY).",
         ),
+        yes: bool = typer.Option(
+            False, "--yes", "-y", help="Send the key where the preset's base_url points without asking."
+        ),
     ) -> None:
         """Ask MODEL once, framed like the preset's training data (system prompt, demarcator, stop
         sequences), and print the answer."""
@@ -75,6 +81,14 @@ def register(app: typer.Typer, host: PluginHost) -> None:
         endpoint = {key: value for key, value in endpoint.items() if value is not None}
         if preset_name is not None:
             preset = load_preset(preset_name, host, set_)
+            confirm_endpoints(
+                [e for e in preset.untrusted_endpoints if e.where.startswith("generate.")],
+                yes=yes,
+                interactive=sys.stdin.isatty(),
+                say=lambda line: typer.echo(line, err=True),
+                ask=typer.confirm,
+                origin=f"preset {preset.name!r}",
+            )
             framing = framing_for(host, preset.format)
             generate_plugin = preset.generate.plugin
             values = {**preset.generate.settings.model_dump(), "model": model, **endpoint}
@@ -103,4 +117,4 @@ def register(app: typer.Typer, host: PluginHost) -> None:
         outcome = asyncio.run(ask_once(call, request, settings))
         if not outcome.ok:
             raise GenerationError(f"{model}: {outcome.error}")
-        typer.echo(outcome.text)
+        typer.echo(for_stream(outcome.text or "", sys.stdout))

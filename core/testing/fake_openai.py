@@ -23,6 +23,10 @@ from synthtune.core.testing.replies import (
     error_response,
 )
 
+NOT_AN_API_PAGE = (
+    "<!DOCTYPE html><html><head><title>Welcome</title></head><body><h1>It works!</h1></body></html>"
+)
+
 
 class FakeOpenAI(BatchesAPI, FineTuningAPI):
     """A fake OpenAI-compatible server, running in a background thread.
@@ -134,7 +138,9 @@ class FakeOpenAI(BatchesAPI, FineTuningAPI):
             await asyncio.sleep(delay)
         headers = {**limit_headers, **reply.headers}
         if reply.status != 200:
-            return self._send(error_response(reply.status, reply.error_message, headers))
+            return self._send(
+                error_response(reply.status, reply.error_message, headers, reply.error_code, reply.error_type)
+            )
         if request.transport is None or request.transport.is_closing():
             return self._send(web.Response(status=499))  # the client is gone: nothing was delivered
         if reply.raw is not None:
@@ -166,6 +172,12 @@ class FakeOpenAI(BatchesAPI, FineTuningAPI):
             if self.faults_injected[fault] % 2:
                 return web.Response(body=b'{"id": "chatcmpl-broken", "choi', content_type="application/json")
             return web.json_response({"id": "chatcmpl-broken", "object": "chat.completion"})
+        if fault == "reset":  # drop the connection: the client gets no HTTP answer at all
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response(status=499)
+        if fault == "html":
+            return web.Response(text=NOT_AN_API_PAGE, content_type="text/html")
         # timeout: hold the request until the client gives up (or ``hang`` passes)
         deadline = time.monotonic() + self.faults.hang
         while time.monotonic() < deadline:

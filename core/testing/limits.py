@@ -6,9 +6,10 @@ does: token buckets refilled continuously, holding at most ``burst_seconds`` wor
 ``x-ratelimit-*`` headers; a refused request gets a 429 with ``retry-after-ms``/``retry-after``.
 
 ``Faults`` decides, per request body and attempt, whether to answer with an injected 5xx, a 429
-with ``Retry-After``, a hang (the client times out) or a malformed body. The decision is a seeded
-hash of (seed, body, attempt), so a run with any concurrency and any ordering meets the same
-faults.
+with ``Retry-After``, a hang (the client times out), a malformed body, a dropped connection (no
+answer at all) or an HTML page with status 200 (a web server that is not an OpenAI-compatible
+one). The decision is a seeded hash of (seed, body, attempt), so a run with any concurrency and
+any ordering meets the same faults.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-Fault = Literal["server_error", "rate_limit", "timeout", "malformed"]
+Fault = Literal["server_error", "rate_limit", "timeout", "malformed", "reset", "html"]
+FAULTS: tuple[Fault, ...] = ("server_error", "rate_limit", "timeout", "malformed", "reset", "html")
 
 
 @dataclass
@@ -31,6 +33,8 @@ class Faults:
     rate_limit: float = 0.0
     timeout: float = 0.0
     malformed: float = 0.0
+    reset: float = 0.0  # the connection is closed without an answer
+    html: float = 0.0  # 200 with an HTML page instead of JSON
     retry_after: float = 0.05  # seconds, sent with injected 429s
     hang: float = 30.0  # seconds an injected timeout holds the request (the client gives up first)
     seed: int = 0
@@ -39,10 +43,10 @@ class Faults:
         """The fault for attempt number ``attempt`` (0-based) of the body with ``digest``."""
         roll = hashlib.sha256(f"{self.seed}:{digest}:{attempt}".encode()).digest()
         x = int.from_bytes(roll[:8], "big") / 2**64
-        for name in ("server_error", "rate_limit", "timeout", "malformed"):
+        for name in FAULTS:
             rate = getattr(self, name)
             if x < rate:
-                return name  # type: ignore[return-value]
+                return name
             x -= rate
         return None
 

@@ -28,6 +28,8 @@ class Reply:
     raw: bytes | None = None
     delay: float | None = None
     error_message: str = "scripted error"
+    error_code: str | None = None  # e.g. "insufficient_quota"; default: the status
+    error_type: str = "fake_error"  # e.g. "invalid_request_error"
 
 
 def default_text(body: dict[str, Any], length: int = 1200) -> str:
@@ -100,6 +102,12 @@ def public(obj: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in obj.items() if not k.startswith("_")}
 
 
-def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    payload = {"error": {"message": message, "type": "fake_error", "code": str(status)}}
+def error_response(
+    status: int,
+    message: str,
+    headers: dict[str, str] | None = None,
+    code: str | None = None,
+    kind: str = "fake_error",
+) -> web.Response:
+    payload = {"error": {"message": message, "type": kind, "code": code or str(status)}}
     return web.json_response(payload, status=status, headers=headers or {})

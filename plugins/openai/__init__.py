@@ -23,7 +23,7 @@ from synthtune.core.models import (
 
 if TYPE_CHECKING:
     from synthtune.plugins.openai.generate import OpenAIGenerateSettings
-    from synthtune.plugins.openai.train import OpenAITrainSettings
+    from synthtune.plugins.openai.train_settings import OpenAITrainSettings
 
 
 @hookimpl
@@ -33,7 +33,7 @@ def stage_settings(stage: str) -> type[BaseModel] | None:
 
         return OpenAIGenerateSettings
     if stage == "train":
-        from synthtune.plugins.openai.train import OpenAITrainSettings
+        from synthtune.plugins.openai.train_settings import OpenAITrainSettings
 
         return OpenAITrainSettings
     return None

@@ -10,10 +10,14 @@ Workers pull requests from the core's stream and answer each one under four cont
   completion) are corrected by each response's usage;
 - retries (:mod:`.retry`): our own loop, so that every attempt goes through the controls above,
   is counted in the run's statistics, and malformed bodies are retried too. Retry-After is
-  honoured; otherwise exponential backoff with full jitter.
+  honoured; otherwise exponential backoff with full jitter. Answers that will not change (a 4xx
+  other than 408/409/429, a 5xx saying the request is invalid) are not retried, and the run's
+  retry budget bounds retries of everything else.
 
-A request that still fails after ``max_retries`` retries is yielded with ``error`` set (the core
-records it; a rerun retries it). 401/403/404 stop the run with :class:`GenerationError`.
+Run-level stops, each one line (:class:`GenerationError`): 401/403/404 and ``insufficient_quota``
+at once; a server that cannot be reached (:mod:`.reachability`); a 429 storm past its caps
+(:mod:`.ratewatch`). A request that still fails after ``max_retries`` retries is yielded with
+``error`` set (the core records it; a rerun retries it).
 """
 
 from __future__ import annotations
@@ -23,17 +27,20 @@ import random
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal
 
-import openai
 from pydantic import Field
+from synthtune.core import trust
 from synthtune.core.errors import ConfigError, GenerationError
 from synthtune.core.models import GenerationOutcome, GenerationRequest, RunContext, Usage
 from synthtune.core.settings import GenerateSettings
 from synthtune.core.tokens import count_messages
 from synthtune.plugins.openai.breaker import CircuitBreaker
+from synthtune.plugins.openai.client import KEY_VARIABLES, KNOWN_HOSTS
 from synthtune.plugins.openai.clock import Clock
 from synthtune.plugins.openai.concurrency import AdaptiveConcurrency
 from synthtune.plugins.openai.ratelimit import LimitHeaders, RateLimiter, retry_after
-from synthtune.plugins.openai.retry import Backoff, classify_status
+from synthtune.plugins.openai.ratewatch import RateLimitWatch
+from synthtune.plugins.openai.reachability import Reachability
+from synthtune.plugins.openai.retry import Backoff, RetryBudget, classify_status
 from synthtune.plugins.openai.transport import Reply, Transport, TransportError, make_transport
 
 _DONE = object()
@@ -43,10 +50,10 @@ class OpenAIGenerateSettings(GenerateSettings):
     """``[generate]`` settings of the ``openai`` plugin."""
 
     model: str = "gpt-4.1-mini"
-    base_url: str | None = Field(
-        default=None, description="OpenAI-compatible endpoint; default $OPENAI_BASE_URL or OpenAI"
+    base_url: str | None = trust.endpoint(
+        "OpenAI-compatible endpoint; default $OPENAI_BASE_URL or OpenAI", KNOWN_HOSTS
     )
-    api_key_env: str = Field(default="OPENAI_API_KEY", description="variable holding the key")
+    api_key_env: str = trust.secret_env("OPENAI_API_KEY", KEY_VARIABLES)
     concurrency: int = Field(default=16, ge=1, le=2048, description="most requests in flight")
     max_retries: int = Field(default=8, ge=0, le=50, description="retries per request after the first try")
     timeout: float = Field(default=120.0, gt=0, description="seconds per request attempt")
@@ -71,6 +78,28 @@ class OpenAIGenerateSettings(GenerateSettings):
         default=600.0, gt=0, description="a longer Retry-After fails the request instead of waiting"
     )
     breaker_threshold: int = Field(default=16, ge=1, description="consecutive 429s that pause all")
+    retry_budget: int | None = Field(
+        default=None,
+        ge=0,
+        description="retries the run may spend before its first answers (default: max(10, 2 x concurrency))",
+    )
+    retry_budget_ratio: float = Field(
+        default=0.5, ge=0, description="retries earned by each successful answer"
+    )
+    unreachable_after: float = Field(
+        default=3.0,
+        gt=0,
+        description="seconds of connection failures, before the server first answers, that stop the run",
+    )
+    rate_limit_max_stall: float = Field(
+        default=90.0, gt=0, description="stop after this many seconds of 429s without an answer"
+    )
+    rate_limit_max_wait: float = Field(
+        default=600.0, gt=0, description="stop after this many seconds held up by 429s in all"
+    )
+    rate_limit_notice_every: float = Field(
+        default=5.0, gt=0, description="seconds between 'rate limited: waiting' lines"
+    )
     completion_tokens_estimate: int = Field(
         default=512, ge=1, description="expected completion tokens before any usage is seen"
     )
@@ -126,6 +155,24 @@ class ChatEngine:
         self.breaker = CircuitBreaker(threshold=settings.breaker_threshold, clock=self.clock)
         self.backoff = Backoff(
             base=settings.backoff_base, cap=settings.backoff_cap, rng=rng or random.Random()
+        )
+        floor = settings.retry_budget
+        self.budget = RetryBudget(
+            max(10, 2 * settings.concurrency) if floor is None else floor, settings.retry_budget_ratio
+        )
+        url = getattr(transport, "url", None) or settings.base_url or "the configured server"
+        self.reach = Reachability(
+            str(url).removesuffix("/chat/completions"),
+            patience=settings.unreachable_after,
+            timeout=settings.timeout,
+            clock=self.clock,
+        )
+        self.ratewatch = RateLimitWatch(
+            max_stall=settings.rate_limit_max_stall,
+            max_total=settings.rate_limit_max_wait,
+            notice_every=settings.rate_limit_notice_every,
+            clock=self.clock,
+            notify=context.log.warning,
         )
         self.latency = 0.0  # moving average of successful round trips, seconds
         self.completion_mean: float | None = None  # moving average of completion tokens
@@ -186,23 +233,30 @@ class ChatEngine:
             started = self.clock.now()
             paced = self.limiter.active  # sent while a budget was known (for the 429 count)
             reply: Reply | None = None
+            unreached: TransportError | None = None
             try:
                 charged = await self.limiter.acquire(estimate)
                 started = self.clock.now()
+                self.reach.on_attempt()
                 reply = await self.transport.post_chat(body)
             except TransportError as error:
                 problem = str(error)
+                unreached = error
                 event("timeouts" if error.kind == "timeout" else "connection_errors")
             finally:
                 self.slots.release()
             wait_hint: float | None = None
             if reply is not None:
+                self.reach.on_reply()
+                if reply.status != 429:
+                    self.ratewatch.on_answer()
                 self.limiter.observe(LimitHeaders.parse(reply.headers), refused=reply.status == 429)
-                kind = classify_status(reply.status)
+                kind = classify_status(reply.status, reply.error, reply.code)
                 if kind == "ok" and reply.completion is not None:
                     completion = reply.completion
                     self.slots.on_success()
                     self.breaker.on_success()
+                    self.budget.on_success()
                     used = completion.prompt_tokens + completion.completion_tokens
                     self.limiter.settle(charged, used)
                     self._learn(self.clock.now() - started, completion.completion_tokens)
@@ -231,8 +285,10 @@ class ChatEngine:
                     event("malformed")
                     self.breaker.on_other_failure()
                 elif kind == "fatal":
+                    quota = reply.code and reply.status == 429
+                    why = f"{reply.status}, {reply.code}" if quota else reply.status
                     raise GenerationError(
-                        f"{settings.model}: the server refused the request ({reply.status}): {reply.error}"
+                        f"{settings.model}: the server refused the request ({why}): {reply.error}"
                     )
                 elif kind == "failed":
                     self.breaker.on_success()  # an answer, not a rate limit: the 429 streak ends
@@ -255,7 +311,20 @@ class ChatEngine:
                         self.breaker.on_other_failure()
             else:
                 self.breaker.on_other_failure()
-            if attempt > settings.max_retries:
+            last_try = attempt > settings.max_retries
+            rate_limited = reply is not None and reply.status == 429
+            # 429s wait under the rate-limit watch; every other retry spends the run's budget.
+            if not last_try and not rate_limited and not self.budget.spend():
+                if unreached is not None:
+                    self.reach.on_failure(unreached.reason, problem, last_try=True)
+                return GenerationOutcome(
+                    key=request.key,
+                    error=f"{problem} (not retried: the run's retry budget is spent)",
+                    attempts=attempt,
+                )
+            if unreached is not None:
+                self.reach.on_failure(unreached.reason, problem, last_try=last_try)
+            if last_try:
                 return GenerationOutcome(
                     key=request.key, error=f"{problem} (gave up after {attempt} attempts)", attempts=attempt
                 )
@@ -267,6 +336,10 @@ class ChatEngine:
                     attempts=attempt,
                 )
             wait = self.backoff.delay(attempt - 1, wait_hint)
+            if rate_limited:
+                assert reply is not None
+                paused = self.breaker.open_until - self.clock.now() if self.breaker.state == "open" else 0.0
+                self.ratewatch.on_rate_limited(max(wait, paused), reply.error, wait_hint)
             if len(self.waits) < 10_000:
                 self.waits.append(wait)
             event("retries")
@@ -338,6 +411,7 @@ class ChatEngine:
         self.on_backoff = on_backoff
         for _ in range(slots):
             start_worker()
+        notices = asyncio.create_task(self._rate_limit_notices())
         try:
             while running:
                 item = await results.get()
@@ -348,10 +422,18 @@ class ChatEngine:
                 else:
                     yield item
         finally:
+            notices.cancel()
             for task in list(tasks):
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(notices, *tasks, return_exceptions=True)
             await self.transport.aclose()
+
+    async def _rate_limit_notices(self) -> None:
+        """Keep saying we are rate limited while every request sleeps (a breaker pause can
+        last a minute with no answer arriving to trigger a line)."""
+        while True:
+            await asyncio.sleep(min(1.0, self.settings.rate_limit_notice_every))
+            self.ratewatch.maybe_notice()
 
 
 def generate_chat(
@@ -368,6 +450,6 @@ def generate_chat(
             timeout=settings.timeout,
             max_connections=settings.concurrency,
         )
-    except (openai.OpenAIError, ValueError, RuntimeError) as error:
+    except (ValueError, RuntimeError) as error:  # the openai client's errors come as RuntimeError
         raise ConfigError(f"openai client: {error}") from None
     return ChatEngine(settings, context, transport).run(requests)

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import aiohttp
-import openai
 from aiohttp.helpers import get_env_proxy_for_url
 from synthtune.plugins.openai.client import make_async_client, resolve_api_key, resolve_base_url
+from synthtune.plugins.openai.reachability import connection_reason
 from yarl import URL
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -51,14 +51,17 @@ class Reply:
     completion: Completion | None = None
     malformed: str | None = None
     error: str | None = None
+    code: str | None = None  # the error body's ``code`` (else its ``type``), e.g. insufficient_quota
 
 
 class TransportError(Exception):
-    """No HTTP answer: a timeout or a connection failure."""
+    """No HTTP answer: a timeout or a connection failure. ``reason`` says which kind of
+    connection failure (see :func:`~synthtune.plugins.openai.reachability.connection_reason`)."""
 
-    def __init__(self, kind: Literal["timeout", "connection"], detail: str) -> None:
+    def __init__(self, kind: Literal["timeout", "connection"], detail: str, reason: str = "other") -> None:
         super().__init__(f"{kind}: {detail}")
         self.kind = kind
+        self.reason = "timeout" if kind == "timeout" else reason
 
 
 class Transport(Protocol):
@@ -102,6 +105,18 @@ def error_message(data: Any, fallback: str) -> str:
     return fallback
 
 
+def error_code(data: Any) -> str | None:
+    """The ``error.code`` of an OpenAI error body, else its ``error.type``, else None."""
+    if isinstance(data, dict):
+        inner = data.get("error", data)
+        if isinstance(inner, dict):
+            for name in ("code", "type"):
+                value = inner.get(name)
+                if isinstance(value, str) and value:
+                    return value
+    return None
+
+
 class DirectTransport:
     """Chat completions over one shared aiohttp session (keep-alive pool of ``max_connections``)."""
 
@@ -143,18 +158,21 @@ class DirectTransport:
             async with session.post(self.url, data=json.dumps(body, ensure_ascii=False).encode()) as response:
                 raw = await response.read()
                 status, headers = response.status, response.headers
+                content_type = response.content_type
         except TimeoutError as error:
             raise TransportError("timeout", str(error) or "the request timed out") from None
         except aiohttp.ClientError as error:
-            raise TransportError("connection", f"{type(error).__name__}: {error}") from None
+            detail = f"{type(error).__name__}: {error}"
+            raise TransportError("connection", detail, connection_reason(error)) from None
         try:
             data = json.loads(raw)
         except ValueError:
             if 200 <= status < 300:
-                return Reply(status, headers, malformed=f"body is not JSON ({len(raw)} bytes)")
+                what = f"{len(raw)} bytes of {content_type}" if content_type else f"{len(raw)} bytes"
+                return Reply(status, headers, malformed=f"body is not JSON ({what})")
             return Reply(status, headers, error=raw[:200].decode("utf-8", "replace") or f"HTTP {status}")
         if not 200 <= status < 300:
-            return Reply(status, headers, error=error_message(data, f"HTTP {status}"))
+            return Reply(status, headers, error=error_message(data, f"HTTP {status}"), code=error_code(data))
         try:
             return Reply(status, headers, completion=completion_from_json(data))
         except Malformed as error:
@@ -200,26 +218,37 @@ class OpenAIClientTransport:
         max_connections: int,
         http: Literal["aiohttp", "httpx"],
     ) -> None:
-        self.client = make_async_client(
-            base_url=base_url,
-            api_key_env=api_key_env,
-            timeout=timeout,
-            max_retries=0,
-            max_connections=max_connections,
-            transport=http,
-        )
+        import openai  # only this transport needs it (a second or more to import)
+
+        try:
+            self.client = make_async_client(
+                base_url=base_url,
+                api_key_env=api_key_env,
+                timeout=timeout,
+                max_retries=0,
+                max_connections=max_connections,
+                transport=http,
+            )
+        except openai.OpenAIError as error:
+            raise RuntimeError(str(error)) from None
 
     async def post_chat(self, body: dict[str, Any]) -> Reply:
+        import openai
+
         try:
             raw = await self.client.chat.completions.with_raw_response.create(**body)
         except openai.APIStatusError as error:
             return Reply(
-                error.status_code, error.response.headers, error=error_message(error.body, error.message)
+                error.status_code,
+                error.response.headers,
+                error=error_message(error.body, error.message),
+                code=error_code(error.body),
             )
         except openai.APITimeoutError as error:
             raise TransportError("timeout", str(error)) from None
         except openai.APIConnectionError as error:
-            raise TransportError("connection", f"{type(error).__name__}: {error}") from None
+            detail = f"{type(error).__name__}: {error}"
+            raise TransportError("connection", detail, connection_reason(error)) from None
         except openai.APIResponseValidationError as error:  # only with strict validation
             return Reply(error.status_code, error.response.headers, malformed=str(error))
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field, field_validator
+from synthtune.core import trust
 from synthtune.core.settings import StageSettings
 
 
@@ -18,10 +19,8 @@ class TrlTrainSettings(StageSettings):
     model: str = Field(
         min_length=1, description="base model: a local folder or a Hugging Face model name (a causal LM)"
     )
-    output_dir: str | None = Field(
-        default=None,
-        description="where the adapter (or full model) and tokenizer are saved; "
-        "default DATASET_FOLDER/trl/MODEL_NAME",
+    output_dir: str | None = trust.output_path(
+        "where the adapter (or full model) and tokenizer are saved; default DATASET_FOLDER/trl/MODEL_NAME"
     )
     epochs: float = Field(default=3.0, gt=0)
     max_steps: int | None = Field(
@@ -66,7 +65,9 @@ class TrlTrainSettings(StageSettings):
         description="a tokenizer (folder or name) or .jinja file whose chat template to use, "
         "for base models without one",
     )
-    trust_remote_code: bool = False
+    trust_remote_code: bool = trust.user_only(
+        False, "run the model repository's own Python code (only from --set, never from a preset file)"
+    )
 
     @field_validator("target_modules", mode="before")
     @classmethod
