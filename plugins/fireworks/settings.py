@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 from pydantic import Field
+from synthtune.core import trust
 from synthtune.core.jobs.settings import HostedTrainSettings
 
 API_KEY_ENV = "FIREWORKS_API_KEY"
@@ -43,10 +44,16 @@ class FireworksTrainSettings(HostedTrainSettings):
         pattern=r"^[a-z0-9][a-z0-9-]{0,62}$",
         description="the tuned model's id (default: suffix + key)",
     )
-    base_url: str | None = Field(
-        default=None, description=f"API origin (default ${BASE_URL_ENV} or {DEFAULT_BASE_URL})"
+    # A preset that points these elsewhere makes `tune run` ask before the key is sent there.
+    base_url: str | None = trust.endpoint(
+        f"API origin (default ${BASE_URL_ENV} or {DEFAULT_BASE_URL})", ["api.fireworks.ai", "*.fireworks.ai"]
     )
-    inference_base_url: str | None = Field(default=None, description="default: BASE_URL/inference/v1")
+    inference_base_url: str | None = trust.endpoint("default: BASE_URL/inference/v1", ["*.fireworks.ai"])
+
+    @property
+    def api_key_env(self) -> str:
+        """The variable the key is read from (fixed: a preset cannot name another)."""
+        return API_KEY_ENV
 
     def origin(self) -> str:
         return (self.base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL).rstrip("/")

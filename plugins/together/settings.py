@@ -11,6 +11,7 @@ import os
 from typing import Literal
 
 from pydantic import Field
+from synthtune.core import trust
 from synthtune.core.jobs.settings import HostedTrainSettings
 
 API_KEY_ENV = "TOGETHER_API_KEY"
@@ -44,7 +45,15 @@ class TogetherTrainSettings(HostedTrainSettings):
         default=None, min_length=1, max_length=40, description="added to the tuned model's name"
     )
     seed: int | None = Field(default=None, ge=0, description="random_seed of the job")
-    base_url: str | None = Field(default=None, description=f"default ${BASE_URL_ENV} or {DEFAULT_BASE_URL}")
+    # A preset that points this elsewhere makes `tune run` ask before the key is sent there.
+    base_url: str | None = trust.endpoint(
+        f"default ${BASE_URL_ENV} or {DEFAULT_BASE_URL}", ["api.together.xyz", "api.together.ai"]
+    )
+
+    @property
+    def api_key_env(self) -> str:
+        """The variable the key is read from (fixed: a preset cannot name another)."""
+        return API_KEY_ENV
 
     def endpoint(self) -> str:
         return (self.base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL).rstrip("/")
