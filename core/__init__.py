@@ -5,6 +5,7 @@ Plugin authors need only this module::
     from synthtune.core import hookimpl, Record, GenerationRequest, Verdict, TrainingExample
 """
 
+from synthtune.core.endpoint import Endpoint
 from synthtune.core.errors import ConfigError, GenerationError, PluginError, SynthtuneError
 from synthtune.core.hookspecs import hookimpl
 from synthtune.core.models import (
@@ -28,6 +29,7 @@ __all__ = [
     "ChatMessage",
     "ConfigError",
     "DatasetFiles",
+    "Endpoint",
     "Framing",
     "GenerateSettings",
     "GenerationError",

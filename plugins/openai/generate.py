@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Literal
 
 import openai
@@ -30,11 +30,25 @@ from synthtune.core.models import GenerationOutcome, GenerationRequest, RunConte
 from synthtune.core.settings import GenerateSettings
 from synthtune.core.tokens import count_messages
 from synthtune.plugins.openai.breaker import CircuitBreaker
+from synthtune.plugins.openai.client import resolve_base_url
 from synthtune.plugins.openai.clock import Clock
 from synthtune.plugins.openai.concurrency import AdaptiveConcurrency
 from synthtune.plugins.openai.ratelimit import LimitHeaders, RateLimiter, retry_after
 from synthtune.plugins.openai.retry import Backoff, classify_status
-from synthtune.plugins.openai.transport import Reply, Transport, TransportError, make_transport
+from synthtune.plugins.openai.servers import KINDS, Mode, ServerSetting
+from synthtune.plugins.openai.structured import (
+    FormatRefused,
+    ModeBook,
+    refuses_format,
+    structured_responder,
+)
+from synthtune.plugins.openai.transport import (
+    DEFAULT_BASE_URL,
+    Reply,
+    Transport,
+    TransportError,
+    make_transport,
+)
 
 _DONE = object()
 
@@ -49,10 +63,21 @@ class OpenAIGenerateSettings(GenerateSettings):
     api_key_env: str = Field(default="OPENAI_API_KEY", description="variable holding the key")
     concurrency: int = Field(default=16, ge=1, le=2048, description="most requests in flight")
     max_retries: int = Field(default=8, ge=0, le=50, description="retries per request after the first try")
-    timeout: float = Field(default=120.0, gt=0, description="seconds per request attempt")
+    timeout: float = Field(
+        default=120.0, gt=0, description="seconds per request attempt (local servers: 600 unless set)"
+    )
     token_limit_field: Literal["max_completion_tokens", "max_tokens"] = Field(
         default="max_completion_tokens",
-        description="how max_tokens is sent: older servers only know 'max_tokens'",
+        description="how max_tokens is sent (servers other than OpenAI: 'max_tokens' unless set)",
+    )
+    server: ServerSetting = Field(
+        default="auto",
+        description="server kind: llamacpp, vllm, ollama, openai, other; 'auto' asks the server",
+    )
+    slots: int | None = Field(
+        default=None,
+        ge=1,
+        description="requests the server runs at once (caps concurrency); default: from the server kind",
     )
     transport: Literal["direct", "aiohttp", "httpx"] = Field(
         default="direct",
@@ -134,6 +159,9 @@ class ChatEngine:
         # Told +1 when a request starts sleeping before a retry and -1 when it wakes (run()
         # starts a spare worker so that the slot it released keeps working).
         self.on_backoff: Callable[[int], None] = lambda change: None
+        # What a worker calls per request: answer(), or a wrapper (structured output, see
+        # generate_chat) that calls answer() with bodies of its own.
+        self.respond: Callable[[GenerationRequest], Awaitable[GenerationOutcome]] = self.answer
 
     # -- token estimates --------------------------------------------------------------------------
 
@@ -166,11 +194,15 @@ class ChatEngine:
 
     # -- one request ------------------------------------------------------------------------------
 
-    async def answer(self, request: GenerationRequest) -> GenerationOutcome:
-        """Answer one request, retrying as needed; fatal refusals raise GenerationError."""
+    async def answer(
+        self, request: GenerationRequest, body: dict[str, Any] | None = None
+    ) -> GenerationOutcome:
+        """Answer one request (sending ``body``, by default the request's own), retrying as
+        needed; fatal refusals raise GenerationError, a refused ``response_format``
+        :class:`~.structured.FormatRefused` at once."""
         assert request.key is not None
         settings, event = self.settings, self.context.event
-        body = request_body(request, settings)
+        body = body if body is not None else request_body(request, settings)
         estimate = 0
         prompt_count: int | None = None
         attempt = 0
@@ -199,6 +231,8 @@ class ChatEngine:
             if reply is not None:
                 self.limiter.observe(LimitHeaders.parse(reply.headers), refused=reply.status == 429)
                 kind = classify_status(reply.status)
+                if kind != "ok" and "response_format" in body and refuses_format(reply.status, reply.error):
+                    raise FormatRefused(reply.status, reply.error or f"HTTP {reply.status}", attempt)
                 if kind == "ok" and reply.completion is not None:
                     completion = reply.completion
                     self.slots.on_success()
@@ -306,7 +340,7 @@ class ChatEngine:
             nonlocal awake
             try:
                 while (request := await next_request()) is not None:
-                    results.put_nowait(await self.answer(request))
+                    results.put_nowait(await self.respond(request))
                     if awake > slots:  # a spare's sleeper woke up: one of us can go
                         break
             except BaseException as error:
@@ -358,8 +392,11 @@ def generate_chat(
     requests: AsyncIterator[GenerationRequest],
     settings: OpenAIGenerateSettings,
     context: RunContext,
+    *,
+    modes: tuple[Mode, ...] = KINDS["openai"].modes,
 ) -> AsyncIterator[GenerationOutcome]:
-    """Answer every request; yield outcomes as they land (see :class:`ChatEngine`)."""
+    """Answer every request; yield outcomes as they land (see :class:`ChatEngine`).
+    Structured-output requests try ``modes`` in order (see :mod:`.structured`)."""
     try:
         transport = make_transport(
             settings.transport,
@@ -370,4 +407,10 @@ def generate_chat(
         )
     except (openai.OpenAIError, ValueError, RuntimeError) as error:
         raise ConfigError(f"openai client: {error}") from None
-    return ChatEngine(settings, context, transport).run(requests)
+    engine = ChatEngine(settings, context, transport)
+    base = resolve_base_url(settings.base_url) or DEFAULT_BASE_URL
+    book = ModeBook(modes, context, f"structured-mode:{base}|{settings.model}")
+    engine.respond = structured_responder(
+        engine.answer, lambda request: request_body(request, settings), book, context
+    )
+    return engine.run(requests)
