@@ -76,6 +76,8 @@ class FakeOpenAI(BatchesAPI, FineTuningAPI):
         self.probes: Counter[str] = Counter()  # GET path -> requests (/v1/models, /props, ...)
         self.refused_formats: Counter[str] = Counter()  # response_format shape -> refusals
         self.unread_fields: Counter[str] = Counter()  # token-limit fields the persona ignores
+        self.in_flight = 0  # requests sleeping out their latency now (the server's loop only)
+        self.most_in_flight = 0
 
     def __enter__(self) -> FakeOpenAI:
         self.start()
@@ -157,7 +159,12 @@ class FakeOpenAI(BatchesAPI, FineTuningAPI):
                 return self._send(response)
         delay = reply.delay if reply.delay is not None else self._delay()
         if delay > 0:
-            await asyncio.sleep(delay)
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            try:
+                await asyncio.sleep(delay)
+            finally:
+                self.in_flight -= 1
         headers = {**limit_headers, **reply.headers}
         if reply.status != 200:
             return self._send(error_response(reply.status, reply.error_message, headers))

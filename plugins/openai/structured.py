@@ -226,11 +226,11 @@ async def answer_structured(
     """Answer the structured-output request ``key`` through ``send`` (see the module doc)."""
     attempts = 0
     while True:
-        mode = book.mode
-        shaped = messages_for(messages, spec, mode)
-        response_format = response_format_for(spec, mode)
         try:
-            async with book.trying():
+            async with book.trying():  # the mode is read inside: a probe ahead may change it
+                mode = book.mode
+                shaped = messages_for(messages, spec, mode)
+                response_format = response_format_for(spec, mode)
                 first = await send(shaped, response_format)
                 if first.ok:
                     book.worked(mode)
