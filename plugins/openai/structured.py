@@ -276,9 +276,12 @@ def structured_responder(
 
     async def respond(request: GenerationRequest) -> GenerationOutcome:
         spec = schema_spec(request)
-        if spec is None:
-            return await answer(request, None)
         assert request.key is not None
+        if spec is None:
+            try:
+                return await answer(request, None)
+            except FormatRefused as refusal:  # a json_object or other format: nothing to adapt
+                return GenerationOutcome(key=request.key, error=str(refusal), attempts=refusal.attempts)
         base = body_of(request)
 
         async def send(messages: list[JsonDict], response_format: JsonDict | None) -> GenerationOutcome:
