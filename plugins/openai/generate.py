@@ -14,6 +14,8 @@ Workers pull requests from the core's stream and answer each one under four cont
 
 A request that still fails after ``max_retries`` retries is yielded with ``error`` set (the core
 records it; a rerun retries it). 401/403/404 stop the run with :class:`GenerationError`.
+Structured-output requests go through :mod:`.structured`, which picks the ``response_format``
+shape the server takes and validates every reply against the schema.
 """
 
 from __future__ import annotations
