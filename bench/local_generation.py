@@ -110,10 +110,10 @@ def main() -> None:
     )
     args = parser.parse_args()
     model = args.model or smollm2()
-    common = ["--set", f"prompt.max_tokens={args.max_tokens}", "--set", "seed=7"]
-    local = [*common, "--set", "generate.plugin=local", "--set", f"generate.model={model}"]
-    local += ["--set", f"generate.n_threads={args.threads}", "--set", f"generate.n_ctx={args.n_ctx}"]
-    remote = [*common, "--set", "generate.model=smollm2", "--set", "generate.concurrency=1"]
+    common = [f"prompt.max_tokens={args.max_tokens}", "seed=7"]
+    local = [*common, "generate.plugin=local", f"generate.model={model}"]
+    local += [f"generate.n_threads={args.threads}", f"generate.n_ctx={args.n_ctx}"]
+    remote = [*common, "generate.model=smollm2", "generate.concurrency=1"]
     figures: dict[str, list[float]] = {"local": [], "server": []}
     with tempfile.TemporaryDirectory(prefix="synthtune-bench-") as tmp:
         root = Path(tmp)

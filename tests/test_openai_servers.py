@@ -275,3 +275,9 @@ def test_no_key_and_no_server_says_how_to_get_either(cli, workdir: Path) -> None
     line = result.output.strip()
     assert len(line.splitlines()) == 1
     assert "OPENAI_API_KEY" in line and "generate.plugin=local" in line
+
+
+def test_a_kind_given_in_settings_drops_what_was_seen_of_another(serve) -> None:
+    server = serve("llama-cpp-python")
+    assert detect(server.base_url, None, "smollm2", "other").modes[0] == "json_schema"
+    assert detect(server.base_url, None, "smollm2", "llamacpp").modes[0] == "json_object_schema"

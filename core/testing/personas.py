@@ -21,12 +21,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-# What llama-cpp-python's server answered to a json_schema response_format (see
-# tests/test_real_servers.py, which checks the fake against the real server).
+# What llama-cpp-python's server (0.3.36) answers to a json_schema response_format: a 500 whose
+# message is its validation error and a stack line (tests/test_real_servers.py checks the fake
+# against the real server).
 LLAMA_CPP_PYTHON_REFUSAL = (
     500,
-    "1 validation error for CreateChatCompletionRequest\nresponse_format.type\n  Input should be "
-    "'text' or 'json_object' [type=literal_error, input_value='json_schema', input_type=str]",
+    "1 validation error:\n  {'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), "
+    "'msg': \"Input should be 'text' or 'json_object'\", 'input': 'json_schema', 'ctx': "
+    "{'expected': \"'text' or 'json_object'\"}}\n\n  File \"llama_cpp/server/app.py\", line 376, "
+    "in create_chat_completion\n    POST /v1/chat/completions",
 )
 
 
@@ -68,12 +71,12 @@ PERSONAS: dict[str, Persona] = {
     "openai": Persona(
         "openai",
         owned_by="system",
-        headers={"openai-version": "2020-10-01", "openai-processing-ms": "1"},
+        headers={"openai-version": "2020-10-01", "openai-organization": "org-fake"},
     ),
     "llama-cpp-python": Persona(
         "llama-cpp-python",
         owned_by="me",
-        headers={"server": "uvicorn"},
+        headers={"server": "uvicorn", "openai-processing-ms": "1"},  # as the real one sends
         formats=frozenset({"json_object", "json_object_schema"}),
         refusal=LLAMA_CPP_PYTHON_REFUSAL,
         token_fields=frozenset({"max_tokens"}),

@@ -9,7 +9,8 @@ leaves it to detection (``auto``, the default): OpenAI's own host is known witho
 - ``owned_by: "me"``: llama-cpp-python's server (``python -m llama_cpp.server``);
 - ``owned_by: "vllm"`` or a ``Server: vLLM`` header: vLLM;
 - ``/api/version`` answering ``{"version": ...}``: Ollama;
-- ``owned_by`` ``openai``/``system`` or ``openai-*`` headers: OpenAI (or a proxy to it);
+- ``owned_by`` ``openai``/``system``, or ``openai-version``/``openai-organization`` headers:
+  OpenAI (or a proxy to it);
 - anything else: ``other``.
 
 Each kind brings defaults (:data:`KINDS`) that a setting given in the preset or with ``--set``
@@ -186,7 +187,10 @@ def _software(headers: dict[str, str], owners: set[str]) -> str | None:
         return "llama-cpp-python"
     if "vllm" in owners or server.startswith("vllm"):
         return "vllm"
-    if owners & {"openai", "system", "openai-internal"} or any(h.startswith("openai-") for h in headers):
+    # Not "openai-processing-ms": llama-cpp-python's server sends that one too.
+    if owners & {"openai", "system", "openai-internal"} or {"openai-version", "openai-organization"} & set(
+        headers
+    ):
         return "openai"
     return None
 
@@ -232,6 +236,8 @@ def detect(
         version_status, _, version = _probe_quietly(_root(base_url) + "/api/version", key, timeout)
         if version_status == 200 and isinstance(version, dict) and "version" in version:
             software = "ollama"
+    if setting != "auto" and KIND_OF.get(software or "") != setting:
+        software = None  # the kind given wins: what was seen of another kind does not apply
     kind: ServerKind = KIND_OF.get(software or "", "other") if setting == "auto" else setting
     slots = None
     if software == "llama.cpp":
