@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from synthtune.core.endpoint import Endpoint
 from synthtune.core.errors import ConfigError, GenerationError, PluginError, SynthtuneError
 from synthtune.core.hookspecs import hookimpl
 from synthtune.core.models import (
@@ -61,6 +62,7 @@ __all__ = [
     "ConfigError",
     "DatasetFiles",
     "FakeOpenAI",
+    "Endpoint",
     "Framing",
     "GenerateSettings",
     "GenerationError",

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from pydantic import BaseModel
+from synthtune.core.endpoint import endpoint_for
 from synthtune.core.errors import PluginError
 from synthtune.core.models import (
     GenerationOutcome,
@@ -95,7 +96,7 @@ class Estimate(BaseModel):
 
 
 def _requests(
-    host: PluginHost, preset: ResolvedPreset, context: RunContext, limit: int | None
+    host: PluginHost, preset: ResolvedPreset, context: RunContext, limit: int | None, endpoint: str | None
 ) -> Iterator[tuple[Record, GenerationRequest]]:
     """The run's requests, rendered and keyed as the pipeline does, duplicates left out."""
     source = host.stage(preset.source.plugin, "source")
@@ -116,6 +117,7 @@ def _requests(
             if request.model is None:
                 request.model = preset.model
             request.record_id = record.id
+            request.endpoint = endpoint
             request.key = request.compute_key()
             if request.key in seen:
                 continue
@@ -232,12 +234,15 @@ def estimate_run(
     total, answered, to_send = GenerationFigures(), GenerationFigures(), GenerationFigures()
     records: set[str] = set()
     ceilings = expectations = 0
-    for record, request in _requests(host, preset, context, limit):
+    endpoint = endpoint_for(host, preset.generate, context.for_plugin(preset.generate.plugin))
+    for record, request in _requests(host, preset, context, limit, endpoint.id if endpoint else None):
         records.add(record.id)
         guess = estimate_request(request, output_tokens=output_tokens)
         batch_cost = price_table().generation_cost(
             request.model or preset.model, guess.input_tokens, guess.output_tokens, batch=True
         )
+        if endpoint is not None and not endpoint.priced:  # a local server: no list price applies
+            guess, batch_cost = guess._replace(cost=None), None
         ceilings += guess.output_is_ceiling
         expectations += not guess.output_is_ceiling
         figures = (guess.input_tokens, guess.output_tokens, guess.cost, batch_cost)

@@ -18,6 +18,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
+    from synthtune.core.endpoint import Endpoint
     from synthtune.core.models import (
         DatasetFiles,
         Framing,
@@ -139,6 +140,22 @@ def generate(
     an outcome with ``error`` set; the run goes on and a rerun retries it.
     Raise :class:`~synthtune.core.errors.GenerationError` to stop the run (for example when the
     server refuses the credentials).
+    """
+
+
+@hookspec
+def generate_endpoint(settings: BaseModel, context: RunContext) -> Endpoint | None:
+    """Say which endpoint will answer this run's generation requests.
+
+    Optional. Called once per run (and once per ``tune estimate``) on the preset's generate
+    plugin only, with its validated ``[generate]`` settings, before any request is keyed or looked
+    up in the run store, whether or not anything is left to generate. Return an
+    :class:`~synthtune.core.Endpoint`: its ``id`` (for example the server kind, host and the model
+    the server really serves) becomes part of every request's cache key, so answers from one
+    server are never reused for another; ``priced=False`` says list prices do not apply to its
+    answers (a local server), so their cost is unknown. Return ``None`` (or leave the hook out)
+    to key requests as before, on the request alone. Raise
+    :class:`~synthtune.core.errors.ConfigError` when the endpoint cannot be reached or named.
     """
 
 

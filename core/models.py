@@ -71,7 +71,9 @@ class GenerationRequest(BaseModel):
 
     ``sample_index`` tells apart several samples asked for the same messages. ``metadata`` is
     for the plugin's own use later in the run (it is stored, but not part of the cache key).
-    ``key`` is filled in by the core once ``model`` is resolved.
+    ``key`` is filled in by the core once ``model`` is resolved. ``endpoint`` is filled in by the
+    core too, from the generate plugin's ``generate_endpoint`` hook: which server answers (so that
+    another server's answers are never reused); ``None`` leaves the key as it always was.
     """
 
     messages: list[ChatMessage]
@@ -81,6 +83,7 @@ class GenerationRequest(BaseModel):
     metadata: JsonDict = Field(default_factory=dict)
     record_id: str | None = None
     key: str | None = None
+    endpoint: str | None = None
 
     def message_dicts(self) -> list[JsonDict]:
         """The messages as JSON objects, ``None`` fields left out: what the API and the cache
@@ -88,13 +91,17 @@ class GenerationRequest(BaseModel):
         return [m.model_dump(exclude_none=True) for m in self.messages]
 
     def cache_identity(self) -> JsonDict:
-        """What the cache key is computed from: the request itself, nothing else."""
-        return {
+        """What the cache key is computed from: the request itself and, when set, the endpoint
+        that answers it (left out when unset, so keys made without one stay the same)."""
+        identity: JsonDict = {
             "model": self.model,
             "messages": self.message_dicts(),
             "params": self.params.model_dump(exclude_none=True),
             "sample_index": self.sample_index,
         }
+        if self.endpoint is not None:
+            identity["endpoint"] = self.endpoint
+        return identity
 
     def compute_key(self) -> str:
         blob = json.dumps(self.cache_identity(), sort_keys=True, ensure_ascii=False)

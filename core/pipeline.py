@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from synthtune.core.endpoint import Endpoint, endpoint_for
 from synthtune.core.errors import ConfigError, GenerationError
 from synthtune.core.failfast import FailFast
 from synthtune.core.models import (
@@ -161,6 +162,7 @@ class Pipeline:
         self._resume: ResumeState | None = None
         self._put_batched = functools.partial(store.kv_put, durable=False)
         self._failfast = FailFast()  # stops the run when every request fails
+        self.endpoint: Endpoint | None = None  # who answers: part of every key (see run())
 
     # -- context -----------------------------------------------------------------------------------
 
@@ -217,6 +219,8 @@ class Pipeline:
                 if request.model is None:
                     request.model = self.preset.model
                 request.record_id = record.id
+                if self.endpoint is not None:
+                    request.endpoint = self.endpoint.id
                 request.key = request.compute_key()
                 self.stats.requests += 1
                 yield seq, record, request
@@ -272,7 +276,7 @@ class Pipeline:
             self.cap.refused += 1
             return False
         estimate = estimate_request(request, output_tokens=self.output_tokens, batch=self.batch_priced)
-        if estimate.cost is None:
+        if estimate.cost is None or (self.endpoint is not None and not self.endpoint.priced):
             raise ConfigError(
                 f"--max-cost: no price for model {request.model!r}; add it to a prices file "
                 "named by $SYNTHTUNE_PRICES"
@@ -352,7 +356,7 @@ class Pipeline:
         if pending is None:
             log.warning("backend answered an unknown request %s", outcome.key[:12])
             return
-        if outcome.ok and outcome.cost is None:
+        if outcome.ok and outcome.cost is None and (self.endpoint is None or self.endpoint.priced):
             # Backends may price their answers (batch mode does); otherwise list price x usage.
             outcome.cost = self._price(pending.request.model or outcome.model, outcome.usage)
         if self.cap is not None:
@@ -400,6 +404,8 @@ class Pipeline:
         self._format = self.host.stage(self.preset.format.plugin, "format")
         status = "failed"
         try:
+            generate = self.preset.generate
+            self.endpoint = endpoint_for(self.host, generate, self._context(generate.plugin))
             await self._generate_all()
             status = "capped" if self.cap is not None and self.cap.stopped else "finished"
         finally:
@@ -451,6 +457,7 @@ class Pipeline:
                 "out_dir": str(self.out_dir),
                 "pricing": "batch" if self.batch_priced else "online",
                 "cost_cap_usd": self.cap.cap if self.cap is not None else None,
+                "endpoint": self.endpoint.id if self.endpoint is not None else None,
             }
         )
         report["stats"] = run_statistics(self.store, self.run_id)

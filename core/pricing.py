@@ -105,3 +105,13 @@ def _load(override: str | None) -> PriceTable:
 def price_table() -> PriceTable:
     """The bundled prices with the user's overrides applied."""
     return _load(os.environ.get(PRICES_ENV))
+
+
+def user_price(model: str) -> ModelPrice | None:
+    """The price the user's own file (``$SYNTHTUNE_PRICES``) gives ``model``, when it gives one
+    the bundled table does not (a local model's price, say)."""
+    override = os.environ.get(PRICES_ENV)
+    if not override:
+        return None
+    price = _load(override).lookup(model)
+    return price if price is not None and price != _load(None).lookup(model) else None

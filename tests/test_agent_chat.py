@@ -130,7 +130,9 @@ REACT_BLOB = re.compile(r"^```json\n(.*)\n```$", re.DOTALL)
 
 
 def teacher(body: dict[str, Any]) -> str:
-    prompt = body["messages"][-1]["content"]
+    """The canned answer for the passage (asked again after a reply that does not match the
+    schema, it gives the same answer)."""
+    prompt = next(m["content"] for m in body["messages"] if m["role"] == "user")
     title = re.search(r"PASSAGE:\n\n(\w+)\n", prompt)
     assert title, prompt[:200]
     return CASES[title.group(1)][2]
@@ -173,8 +175,16 @@ def test_agent_chat_react_json_end_to_end(
     fake_openai.responder = teacher
     out = run_agent_chat(cli, workdir, "react-json")
 
-    # every request asked the teacher for strict structured output (bodies schema-checked by the fixture)
-    assert fake_openai.chat_count == len(CASES)
+    # every request asked the teacher for strict structured output (bodies schema-checked by the
+    # fixture); the two replies that do not match the schema were asked again once, with the error
+    assert fake_openai.chat_count == len(CASES) + 2
+    reasks = [b["messages"][-1]["content"] for b in fake_openai.chat_requests if len(b["messages"]) > 2]
+    assert sorted(reasks) == [
+        "Your reply does not match the JSON schema: 'final_answer' is a required property. Reply "
+        "again with only the JSON object, matching the schema exactly.",
+        "Your reply does not match the JSON schema: it is not valid JSON (Expecting ',' delimiter: "
+        "line 1 column 66 (char 65)). Reply again with only the JSON object, matching the schema exactly.",
+    ]
     for body in fake_openai.chat_requests:
         assert body["model"] == "gpt-4.1"
         fmt = body["response_format"]
@@ -222,7 +232,7 @@ def test_agent_chat_tool_calls_end_to_end(
     fake_openai.responder = teacher
     run_agent_chat(cli, workdir, "react-json")
     out = run_agent_chat(cli, workdir, "tool-calls")
-    assert fake_openai.chat_count == len(CASES)  # the second style reused every generation
+    assert fake_openai.chat_count == len(CASES) + 2  # the second style reused every generation
 
     check_rejected(out)
     lines = read_jsonl(out / "train.jsonl")

@@ -66,6 +66,15 @@ def print_summary(report: dict[str, object]) -> None:
             f"  retries    {events['retries']}  (429s {events.get('rate_limited', 0)}, "
             f"timeouts {events.get('timeouts', 0)}, server errors {events.get('server_errors', 0)})"
         )
+    if report.get("endpoint"):
+        lines.append(f"  endpoint   {report['endpoint']}")
+    structured = {
+        name.removeprefix("structured_"): n
+        for name, n in (events.items() if isinstance(events, dict) else ())
+        if name.startswith("structured_")
+    }
+    if structured:  # which structured-output mode answered, and how often it was asked again
+        lines.append("  structured " + ", ".join(f"{name} {n}" for name, n in sorted(structured.items())))
     lines.append(f"  output     {report['out_dir']}")
     typer.echo(printable("\n".join(lines)))  # model names and reasons come from elsewhere
 

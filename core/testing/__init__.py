@@ -20,6 +20,7 @@ from synthtune.core.openai_schemas import (
 from synthtune.core.testing.fake_openai import FakeOpenAI
 from synthtune.core.testing.fireworks import FakeFireworks
 from synthtune.core.testing.limits import Faults, ServerLimits
+from synthtune.core.testing.personas import PERSONAS, Persona
 from synthtune.core.testing.replies import Reply, Responder, body_digest, completion_body, default_text
 from synthtune.core.testing.server import LocalServer
 from synthtune.core.testing.together import FakeTogether
@@ -33,6 +34,8 @@ __all__ = [
     "FakeTogether",
     "Faults",
     "LocalServer",
+    "PERSONAS",
+    "Persona",
     "Reply",
     "Responder",
     "ServerLimits",

@@ -15,6 +15,8 @@ from synthtune.core.openai_schemas import validator_for
 from synthtune.core.testing.batches import BatchesAPI
 from synthtune.core.testing.fine_tuning import FineTuningAPI
 from synthtune.core.testing.limits import Faults, ServerLimits
+from synthtune.core.testing.personas import Persona
+from synthtune.core.testing.personas import persona as persona_named
 from synthtune.core.testing.replies import (
     Reply,
     Responder,
@@ -49,10 +51,15 @@ class FakeOpenAI(BatchesAPI, FineTuningAPI):
         faults: Faults | None = None,
         validate: bool = True,
         keep_requests: bool = True,
+        persona: str | Persona = "openai",
+        models: list[str] | None = None,
     ) -> None:
         """``rpm``/``tpm`` enforce rate limits (see :class:`ServerLimits`; a request costs its
         prompt characters / 4 plus its completion tokens); ``faults`` injects errors;
-        ``validate=False`` and ``keep_requests=False`` make a lean server for benchmarks."""
+        ``validate=False`` and ``keep_requests=False`` make a lean server for benchmarks.
+        ``persona`` makes it present itself as another server (see :mod:`.personas`: its
+        ``/v1/models``, headers and the response formats it takes); ``models`` are the ids its
+        ``/v1/models`` lists."""
         super().__init__(responder, latency=latency, jitter=jitter, schema_path=schema_path, seed=seed)
         self._chat_validator = validator_for(self.document, "CreateChatCompletionRequest")
         self._init_batches()
@@ -68,6 +75,13 @@ class FakeOpenAI(BatchesAPI, FineTuningAPI):
         self.chat_requests: list[dict[str, Any]] = []
         self.answered: Counter[str] = Counter()  # body digest -> 200 answers to a live client
         self.headers_seen: list[dict[str, str]] = []
+        self.persona = persona_named(persona)
+        self.models = models if models is not None else DEFAULT_MODELS.get(self.persona.name, ["model"])
+        self.probes: Counter[str] = Counter()  # GET path -> requests (/v1/models, /props, ...)
+        self.refused_formats: Counter[str] = Counter()  # response_format shape -> refusals
+        self.unread_fields: Counter[str] = Counter()  # token-limit fields the persona ignores
+        self.in_flight = 0  # requests sleeping out their latency now (the server's loop only)
+        self.most_in_flight = 0
 
     def __enter__(self) -> FakeOpenAI:
         self.start()
@@ -75,6 +89,12 @@ class FakeOpenAI(BatchesAPI, FineTuningAPI):
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_get("/v1/models", self._models)
+        if self.persona.slots is not None:
+            app.router.add_get("/props", self._props)
+        if self.persona.ollama:
+            app.router.add_get("/api/version", self._ollama_version)
+        app.on_response_prepare.append(self._persona_headers)
         self._file_routes(app)
         self._batch_routes(app)
         self._fine_tuning_routes(app)
@@ -112,8 +132,16 @@ class FakeOpenAI(BatchesAPI, FineTuningAPI):
                 self.headers_seen.append(
                     {k.lower(): v for k, v in request.headers.items() if k.lower() != "authorization"}
                 )
+        refusal = self.persona.refuses(body)
+        if refusal is not None:
+            self.refused_formats[str(self.persona.response_format_shape(body))] += 1
+            return self._send(error_response(*refusal))
+        for name in ("max_tokens", "max_completion_tokens"):
+            if name in body and name not in self.persona.token_fields:
+                self.unread_fields[name] += 1
         if self.validate:
-            problems = [e.message for e in self._chat_validator.iter_errors(body)]
+            checked = body if self.persona.name == "openai" else _without_extensions(body)
+            problems = [e.message for e in self._chat_validator.iter_errors(checked)]
             if problems:
                 self.schema_errors.append(f"{problems[0]} in {json.dumps(body)[:200]}")
                 return self._send(
@@ -135,7 +163,12 @@ class FakeOpenAI(BatchesAPI, FineTuningAPI):
                 return self._send(response)
         delay = reply.delay if reply.delay is not None else self._delay()
         if delay > 0:
-            await asyncio.sleep(delay)
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            try:
+                await asyncio.sleep(delay)
+            finally:
+                self.in_flight -= 1
         headers = {**limit_headers, **reply.headers}
         if reply.status != 200:
             return self._send(
@@ -148,6 +181,25 @@ class FakeOpenAI(BatchesAPI, FineTuningAPI):
         with self._lock:
             self.answered[digest] += 1
         return self._send(web.json_response(completion_body(body, reply), headers=headers))
+
+    async def _models(self, request: web.Request) -> web.StreamResponse:
+        self.probes["/v1/models"] += 1
+        if self.persona.owned_by is None:
+            return self._send(web.json_response({"detail": "Not Found"}, status=404))
+        data = [{**self.persona.model_entry(m), **self.persona.extra_model_fields} for m in self.models]
+        return web.json_response({"object": "list", "data": data})
+
+    async def _props(self, request: web.Request) -> web.StreamResponse:
+        self.probes["/props"] += 1
+        return web.json_response({"total_slots": self.persona.slots, "model_path": self.models[0]})
+
+    async def _ollama_version(self, request: web.Request) -> web.StreamResponse:
+        self.probes["/api/version"] += 1
+        return web.json_response({"version": "0.12.0"})
+
+    async def _persona_headers(self, request: web.Request, response: web.StreamResponse) -> None:
+        for name, value in self.persona.headers.items():
+            response.headers.setdefault(name, value)
 
     def _send(self, response: web.StreamResponse) -> web.StreamResponse:
         self.status_counts[response.status] += 1
@@ -203,3 +255,18 @@ class FakeOpenAI(BatchesAPI, FineTuningAPI):
                     "answered_twice": len(self.answered_twice()),
                 }
             )
+
+
+DEFAULT_MODELS: dict[str, list[str]] = {
+    "openai": ["gpt-4.1", "gpt-4.1-mini", "gpt-4o-mini"],
+    "llama-cpp-python": ["/models/SmolLM2-135M-Instruct.Q4_1.gguf"],
+    "llama.cpp": ["SmolLM2-135M-Instruct.Q4_1.gguf"],
+    "vllm": ["HuggingFaceTB/SmolLM2-135M-Instruct"],
+    "ollama": ["smollm2:135m", "llama3.2:latest"],
+}
+
+
+def _without_extensions(body: dict[str, Any]) -> dict[str, Any]:
+    """A local server's body as the official schema can judge it: its own response_format shapes
+    (``json_object`` with ``schema``) left out."""
+    return {k: v for k, v in body.items() if k != "response_format"}

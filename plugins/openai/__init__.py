@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 from synthtune.core import hookimpl
+from synthtune.core.endpoint import Endpoint
 from synthtune.core.models import (
     DatasetFiles,
     GenerationOutcome,
@@ -48,13 +49,24 @@ def generate_chat_completions(
     settings: OpenAIGenerateSettings,
     context: RunContext,
 ) -> AsyncIterator[GenerationOutcome]:
+    from synthtune.plugins.openai.profile import effective_settings, server_info
+
+    server = server_info(settings, context)
+    settings = effective_settings(settings, server)
     if settings.mode == "batch":
         from synthtune.plugins.openai.batch import generate_batch
 
         return generate_batch(requests, settings, context)
     from synthtune.plugins.openai.generate import generate_chat
 
-    return generate_chat(requests, settings, context)
+    return generate_chat(requests, settings, context, modes=server.modes)
+
+
+@hookimpl(specname="generate_endpoint")
+def chat_completions_endpoint(settings: OpenAIGenerateSettings, context: RunContext) -> Endpoint | None:
+    from synthtune.plugins.openai.profile import endpoint
+
+    return endpoint(settings, context)
 
 
 @hookimpl(specname="train")

