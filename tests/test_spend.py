@@ -17,12 +17,12 @@ from synthtune.core.testing import FakeOpenAI, Reply, default_text
 
 PRICE_IN, PRICE_OUT, PRICE_TRAIN = 0.40, 1.60, 5.00  # gpt-4.1-mini, USD per 1M (core/prices.toml)
 MAX_TOKENS = 1000  # the plot-generator preset's max_tokens
-ENCODING = tiktoken.get_encoding("o200k_base")  # gpt-4.1-mini's encoding
 
 
 def chat_tokens(messages: list[dict[str, Any]]) -> int:
     """The OpenAI cookbook's count: 3 per message, its values' tokens, 3 to prime the reply."""
-    return 3 + sum(3 + sum(len(ENCODING.encode(v)) for v in m.values()) for m in messages)
+    encoding = tiktoken.get_encoding("o200k_base")  # gpt-4.1-mini's encoding
+    return 3 + sum(3 + sum(len(encoding.encode(v)) for v in m.values()) for m in messages)
 
 
 def usage_dollars(bodies: list[dict[str, Any]]) -> float:
@@ -150,6 +150,13 @@ def test_unknown_prices_show_as_unknown_never_zero(cli, fake_openai: FakeOpenAI,
     assert report["cost_usd"] is None
     with sqlite3.connect(workdir / "synthtune.db") as conn:
         assert [row[0] for row in conn.execute("SELECT cost FROM generations")] == [None] * 3
+    # A cached rerun pays nothing, but its dataset's cost is still unknown, not $0.
+    again = cli("run", "--preset", "plot-generator", "--limit", "3", "--yes", *local)
+    assert again.exit_code == 0, again.output
+    assert "$0.0000" not in again.output and "cost unknown (no price for the model)" in again.output
+    report = json.loads((workdir / "runs" / "plot-generator" / "report.json").read_text())
+    assert report["cost_usd"] is None and report["cost"]["earlier_runs"]["usd"] is None
+    assert report["cost"]["earlier_runs"]["unpriced"] == 3
 
     shown = cli("estimate", "--preset", "plot-generator", "--limit", "5", *local)
     assert "online unknown (no price)" in shown.output
@@ -164,7 +171,9 @@ def test_confirmation_prompt_on_a_terminal(
     refused = cli("run", "--preset", "plot-generator", "--limit", "4", input="n\n")
     assert refused.exit_code == 1
     assert "estimate for plot-generator" in refused.output and "Spend about $" in refused.output
+    assert "training" not in refused.output  # no --train: no training cost in the question
     assert fake_openai.chat_count == 0
+    assert not (workdir / "synthtune.db").exists()  # saying no writes nothing
 
     accepted = cli("run", "--preset", "plot-generator", "--limit", "4", input="y\n")
     assert accepted.exit_code == 0, accepted.output
