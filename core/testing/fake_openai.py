@@ -64,6 +64,11 @@ class FakeOpenAI(BatchesAPI, FineTuningAPI):
         self.chat_requests: list[dict[str, Any]] = []
         self.answered: Counter[str] = Counter()  # body digest -> 200 answers to a live client
         self.headers_seen: list[dict[str, str]] = []
+        # GET /v1/models: the ids listed, how often it was asked, and the status it answers
+        # (a test sets 401 to play a server that refuses the key).
+        self.model_ids: list[str] = ["gpt-4.1-mini", "gpt-4.1", "gpt-4o-mini"]
+        self.models_requests = 0
+        self.models_status = 200
 
     def __enter__(self) -> FakeOpenAI:
         self.start()
@@ -71,6 +76,7 @@ class FakeOpenAI(BatchesAPI, FineTuningAPI):
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_get("/v1/models", self._models)
         self._file_routes(app)
         self._batch_routes(app)
         self._fine_tuning_routes(app)
@@ -179,6 +185,15 @@ class FakeOpenAI(BatchesAPI, FineTuningAPI):
         """What a request costs against the tokens-per-minute budget: the usage it reports."""
         prompt_chars = sum(len(str(m.get("content") or "")) for m in body.get("messages", []))
         return max(1, prompt_chars // 4) + max(1, len(reply.text) // 4)
+
+    async def _models(self, request: web.Request) -> web.Response:
+        """The model list (``GET /v1/models``), which clients ask to check a server is there."""
+        with self._lock:
+            self.models_requests += 1
+        if self.models_status != 200:
+            return error_response(self.models_status, "Incorrect API key provided (fake server)")
+        data = [{"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in self.model_ids]
+        return web.json_response({"object": "list", "data": data})
 
     async def _stats(self, request: web.Request) -> web.Response:
         """Counters for benchmarks that run the server in another process."""

@@ -57,6 +57,15 @@ def generate_chat_completions(
     return generate_chat(requests, settings, context)
 
 
+@hookimpl(specname="preflight")
+def check_endpoint_ready(stage: str, settings: Any) -> None:
+    """Before a run spends anything: the key is set and the server answers (generate and train
+    settings both have ``base_url`` and ``api_key_env``)."""
+    from synthtune.plugins.openai.preflight import check_endpoint
+
+    check_endpoint(settings.base_url, settings.api_key_env)
+
+
 @hookimpl(specname="train")
 def train_with_fine_tuning_jobs(
     dataset: DatasetFiles, settings: OpenAITrainSettings, context: RunContext
