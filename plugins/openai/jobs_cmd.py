@@ -1,7 +1,8 @@
 """``tune jobs list|show|events|cancel|wait``: OpenAI fine-tuning jobs from the command line.
 
 Talks to ``$OPENAI_BASE_URL`` (default OpenAI) with the key in ``$OPENAI_API_KEY``. ``list --local``
-shows the jobs recorded in the run store instead; ``wait`` updates the store's record of the job.
+shows the jobs recorded in the run store instead (OpenAI's and every other trainer's, such as the
+local TRL trainer's); ``wait`` updates the store's record of the job.
 
 The commands are registered every time the CLI is built, so this module imports the ``openai``
 library (slow to import) only inside the commands that use it.
@@ -52,13 +53,60 @@ def _records(store: RunStore) -> list[tuple[str, JobRecord]]:
     return [(k, JobRecord.model_validate_json(v)) for k, v in store.kv_items(NAMESPACE, JOB_PREFIX)]
 
 
+def _list_local(store: Path | None, limit: int, as_json: bool) -> None:
+    """The jobs recorded in the run store: OpenAI's (updated at every poll) and every other
+    trainer's (as its ``train`` hook returned them), newest first."""
+    from synthtune.core.jobs import recorded_jobs
+
+    path = store_path(store)
+    if not path.is_file():
+        raise ConfigError(f"no run store at {path} (pass --store or set ${STORE_ENV})")
+    run_store = RunStore(path)
+    try:
+        records = [r for _, r in _records(run_store)]
+        others = [r for r in recorded_jobs(run_store) if r.job.backend != "openai"]
+    finally:
+        run_store.close()
+    rows = [
+        (
+            r.created_at,
+            r.model_dump(mode="json"),
+            r.job_id or "(not created)",
+            r.status,
+            r.base_model,
+            r.fine_tuned_model,
+        )
+        for r in records
+    ] + [
+        (
+            r.recorded_at,
+            r.job.model_dump(mode="json"),
+            r.job.id,
+            r.job.status,
+            r.job.base_model or "-",
+            r.job.fine_tuned_model,
+        )
+        for r in others
+    ]
+    rows.sort(key=lambda row: row[0], reverse=True)
+    if as_json:
+        typer.echo(json.dumps([row[1] for row in rows], indent=2))
+        return
+    if not rows:
+        typer.echo(f"no training jobs recorded in {path}", err=True)
+    for when, _, job_id, status, base, model in rows[:limit]:
+        typer.echo(f"{job_id}  {status:<16} {base}  {model or '-'}  {_when(int(when))}")
+
+
 def register(cli: typer.Typer) -> None:
     group = typer.Typer(help="OpenAI fine-tuning jobs.", no_args_is_help=True)
 
     @group.command("list")
     def list_jobs(
         limit: int = typer.Option(20, "--limit", min=1, max=100, help="How many jobs (newest first)."),
-        local: bool = typer.Option(False, "--local", help="Jobs recorded in the run store instead."),
+        local: bool = typer.Option(
+            False, "--local", help="Jobs recorded in the run store instead (every trainer's)."
+        ),
         store: Path | None = typer.Option(None, "--store", help=STORE_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     ) -> None:
@@ -67,20 +115,7 @@ def register(cli: typer.Typer) -> None:
         from synthtune.plugins.openai.jobs import refusal
 
         if local:
-            run_store = RunStore(store_path(store))
-            try:
-                records = [r for _, r in _records(run_store)]
-            finally:
-                run_store.close()
-            records.sort(key=lambda r: r.created_at, reverse=True)
-            if as_json:
-                typer.echo(json.dumps([r.model_dump(mode="json") for r in records], indent=2))
-                return
-            for r in records[:limit]:
-                typer.echo(
-                    f"{r.job_id or '(not created)'}  {r.status:<16} {r.base_model}  "
-                    f"{r.fine_tuned_model or '-'}  {_when(int(r.created_at))}"
-                )
+            _list_local(store, limit, as_json)
             return
         try:
             jobs = _client().fine_tuning.jobs.list(limit=limit).data
