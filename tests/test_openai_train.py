@@ -12,12 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REFERENCE
 from pydantic import BaseModel
 from synthtune.core import hookimpl
 from synthtune.core.models import DatasetFiles, RunContext, TrainingJob
 from synthtune.core.store import RunStore
-from synthtune.core.testing import FakeOpenAI, load_schemas, validator_for
+from synthtune.core.testing import REQUEST_SCHEMAS, FakeOpenAI, load_schemas, validator_for
 from synthtune.plugins.openai.jobs import JOB_PREFIX, JobRecord
 
 TUNE = Path(sys.executable).with_name("tune")
@@ -79,9 +78,7 @@ def test_train_uploads_creates_a_valid_job_follows_it_and_stores_the_model(
     # Exactly one job, whose body validates against the reference CreateFineTuningJobRequest.
     assert len(fake_openai.ft_job_requests) == 1
     body = fake_openai.ft_job_requests[0]
-    validator = validator_for(
-        load_schemas("", REFERENCE / "openai-request-schemas.json"), "CreateFineTuningJobRequest"
-    )
+    validator = validator_for(load_schemas(REQUEST_SCHEMAS), "CreateFineTuningJobRequest")
     assert list(validator.iter_errors(body)) == []
     assert body["model"] == "gpt-4.1-mini-2025-04-14" and body["suffix"] == "plots" and body["seed"] == 7
     assert body["method"] == {"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 2}}}
@@ -237,7 +234,7 @@ def test_run_with_train_continues_from_the_finished_run(cli, fake_openai: FakeOp
         "--preset",
         "plot-generator",
         "--limit",
-        "10",
+        "14",
         "--yes",
         "--train",
         "--set",
@@ -249,6 +246,9 @@ def test_run_with_train_continues_from_the_finished_run(cli, fake_openai: FakeOp
     uploaded = fake_openai.file_content(body["training_file"])
     assert uploaded == (workdir / "runs" / "plot-generator" / "train.jsonl").read_bytes()
     assert body["suffix"] == "plot-generator"
+    # The preset's 10% validation split goes up as the job's validation file.
+    valid = fake_openai.file_content(body["validation_file"])
+    assert valid == (workdir / "runs" / "plot-generator" / "valid.jsonl").read_bytes()
     assert fake_openai.ft_jobs[job_id]["fine_tuned_model"] in run.stdout
     (record,) = _records(workdir)
     assert record.run_id and record.status == "succeeded"
@@ -258,7 +258,7 @@ def test_run_with_train_continues_from_the_finished_run(cli, fake_openai: FakeOp
         "--preset",
         "plot-generator",
         "--limit",
-        "10",
+        "14",
         "--yes",
         "--train",
         "--set",

@@ -47,7 +47,7 @@ def test_report_counts_add_up_to_records_and_requests(cli, fake_openai: FakeOpen
     for c in cats.values():
         assert c["kept"] + c["dropped"] + c["failed"] == c["records"]
     assert stats["duplicates"]["exact"] == second["reasons"]["exact duplicate"] > 0
-    assert report["examples"] == {"train": report["kept"]}
+    assert sum(report["examples"].values()) == report["kept"]  # train and the valid split
 
     printed = cli("report", "latest").output
     assert "output chars (kept" in printed and "duplicates exact" in printed
