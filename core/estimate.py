@@ -216,18 +216,18 @@ def estimate_run(
     output_tokens: int = DEFAULT_OUTPUT_TOKENS,
     train_model: str | None = None,
     epochs: int | None = None,
-    training: bool = True,
+    include_training: bool = True,
 ) -> Estimate:
     """Render the run's requests and estimate their tokens and dollars (see the module doc);
-    ``training=False`` leaves training out (a run that will not train)."""
+    ``include_training=False`` leaves training out (a run that will not train)."""
     context = RunContext(
         run_id="estimate",
         seed=preset.seed,
         _get=store.kv_get if store else None,
         _put=store.kv_put if store else None,
     )
-    preset_train_model, preset_epochs = _train_settings(preset) if training else (None, None)
-    train_model = (train_model or preset_train_model) if training else None
+    preset_train_model, preset_epochs = _train_settings(preset) if include_training else (None, None)
+    train_model = (train_model or preset_train_model) if include_training else None
     trainer = _Trainer(host, preset, context, train_model) if train_model else None
     total, answered, to_send = GenerationFigures(), GenerationFigures(), GenerationFigures()
     records: set[str] = set()

@@ -84,7 +84,7 @@ def confirm_spend(
     run_store = RunStore(store_file) if store_file.is_file() else None
     try:
         estimate = estimate_run(
-            host, preset, run_store, limit=limit, output_tokens=output_tokens, training=train
+            host, preset, run_store, limit=limit, output_tokens=output_tokens, include_training=train
         )
     finally:
         if run_store is not None:
