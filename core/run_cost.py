@@ -83,6 +83,8 @@ def cost_text(report: dict[str, Any]) -> str:
     now, before = split.get("this_run") or {}, split.get("earlier_runs") or {}
     if not before.get("answers"):
         return text
+    if not now.get("answers"):
+        return f"{text}: all {before['answers']} answer(s) cached, paid for by earlier runs"
     return (
         f"{text}: this run {_usd(now.get('usd'))} for {now.get('answers', 0)} answer(s), "
         f"earlier runs {_usd(before.get('usd'))} for {before.get('answers', 0)} cached answer(s)"

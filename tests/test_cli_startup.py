@@ -23,10 +23,18 @@ def test_building_the_cli_with_every_plugin_loaded_imports_no_heavy_library() ->
 
 def test_the_openai_plugin_still_serves_generate_after_its_module_is_imported() -> None:
     import synthtune.plugins.openai.generate  # noqa: F401  (what the first run does, lazily)
+    import synthtune.plugins.openai.preflight  # noqa: F401  (what the first tune run does, lazily)
     import synthtune.plugins.openai.train  # noqa: F401  (what the first training does, lazily)
 
     host = PluginHost()
     host.load_entrypoints()
-    assert host.hooks_of("openai") == ["generate", "register_commands", "stage_settings", "train"]
+    assert host.hooks_of("openai") == [
+        "generate",
+        "preflight",
+        "register_commands",
+        "stage_settings",
+        "train",
+    ]
     assert host.stage("openai", "generate").plugin == "openai"
     assert host.stage("openai", "train").plugin == "openai"
+    assert host.stage("openai", "preflight").plugin == "openai"

@@ -26,7 +26,13 @@ def test_plugins_list_json_names_hooks_version_and_distribution(cli) -> None:
     result = cli("plugins", "list", "--json")
     assert result.exit_code == 0, result.output
     by_name = {p["name"]: p for p in json.loads(result.output)}
-    assert by_name["openai"]["hooks"] == ["generate", "register_commands", "stage_settings", "train"]
+    assert by_name["openai"]["hooks"] == [
+        "generate",
+        "preflight",
+        "register_commands",
+        "stage_settings",
+        "train",
+    ]
     assert by_name["openai"]["stages"] == ["generate", "train"]
     assert by_name["plot-generator"]["stages"] == ["source", "prompt", "filter", "format"]
     assert by_name["plot-generator"]["distribution"] == "synthtune"
