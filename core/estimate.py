@@ -93,7 +93,7 @@ class Estimate(BaseModel):
         return self.to_send.cost_batch if self.mode == "batch" else self.to_send.cost_online
 
 
-def _requests(
+def run_requests(
     host: PluginHost, preset: ResolvedPreset, context: RunContext, limit: int | None
 ) -> Iterator[tuple[Record, GenerationRequest]]:
     """The run's requests, rendered and keyed as the pipeline does, duplicates left out."""
@@ -232,7 +232,7 @@ def estimate_run(
     total, answered, to_send = GenerationFigures(), GenerationFigures(), GenerationFigures()
     records: set[str] = set()
     ceilings = expectations = 0
-    for record, request in _requests(host, preset, context, limit):
+    for record, request in run_requests(host, preset, context, limit):
         records.add(record.id)
         guess = estimate_request(request, output_tokens=output_tokens)
         batch_cost = price_table().generation_cost(

@@ -15,7 +15,7 @@ import logging
 import os
 from pathlib import Path
 
-from synthtune.core.errors import ConfigError
+from synthtune.core.errors import ConfigError, SynthtuneError
 from synthtune.core.plugins import PluginHost
 from synthtune.core.presets import ResolvedPreset, StageChoice
 from synthtune.core.run_folder import check_out_dir, dataset_definition
@@ -61,16 +61,28 @@ def _everything_answered(
     host: PluginHost, preset: ResolvedPreset, store_file: Path, limit: int | None
 ) -> bool:
     """Whether the run store already answers every request of the run (it then needs no
-    backend). False when the store does not exist or the requests cannot be rendered."""
+    backend). The requests are rendered as the run renders them, without counting tokens (a
+    rerun must work offline, with no tiktoken files). False when the store does not exist or
+    the requests cannot be rendered."""
     if not store_file.is_file():
         return False
-    from synthtune.core.estimate import estimate_run
+    from synthtune.core.estimate import run_requests
+    from synthtune.core.models import RunContext
     from synthtune.core.store import RunStore
 
     store = RunStore(store_file)
     try:
-        return estimate_run(host, preset, store, limit=limit).to_send.requests == 0
-    except ConfigError:
+        context = RunContext(run_id="preflight", seed=preset.seed, _get=store.kv_get, _put=store.kv_put)
+        batch: list[str] = []  # looked up 500 at a time (known_generations' limit)
+        for _, request in run_requests(host, preset, context, limit):
+            assert request.key is not None
+            batch.append(request.key)
+            if len(batch) == 500:
+                if len(store.known_generations(batch)) < len(batch):
+                    return False
+                batch = []
+        return len(store.known_generations(batch)) == len(batch)
+    except SynthtuneError:
         return False
     finally:
         store.close()

@@ -113,6 +113,10 @@ def test_missing_key_is_not_needed_when_everything_is_cached(workdir: Path) -> N
     # No server, no key: the answers are all in the run store, so no client is ever made.
     again = run_tune("run", "--preset", "plot-generator", "--limit", "2", "--yes", cwd=workdir)
     assert again.returncode == 0, again.stderr
+    assert "OPENAI_API_KEY is not set" in again.stderr and "(not needed: every request" in again.stderr
+    # One request more than the store holds: the key is needed again, and said first.
+    more = run_tune("run", "--preset", "plot-generator", "--limit", "3", "--yes", cwd=workdir)
+    assert_one_line_error(more, "OPENAI_API_KEY is not set")
 
 
 def test_refusing_credentials_stops_the_run(workdir: Path) -> None:
@@ -136,6 +140,7 @@ def test_refusing_credentials_stops_the_run(workdir: Path) -> None:
     assert b"sk-secret-value-123" not in (workdir / "synthtune.db").read_bytes()
 
 
+@pytest.mark.usefixtures("encodings")  # the estimate in the message counts tokens
 def test_non_interactive_run_without_yes_refuses_to_spend(workdir: Path) -> None:
     with FakeOpenAI() as server:
         result = run_tune(

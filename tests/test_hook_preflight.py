@@ -57,7 +57,6 @@ def test_a_plugin_without_the_hook_is_assumed_ready(cli_for, workdir: Path, host
     assert result.exit_code == 0, result.output
 
 
-@pytest.mark.usefixtures("encodings")
 def test_a_failing_generate_check_is_not_needed_when_everything_is_answered(
     cli_for, workdir: Path, host: PluginHost, caplog: pytest.LogCaptureFixture
 ) -> None:

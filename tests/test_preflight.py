@@ -81,7 +81,6 @@ def test_run_against_an_unreachable_server_stops_before_the_estimate(
     assert list(workdir.iterdir()) == []
 
 
-@pytest.mark.usefixtures("encodings")
 def test_a_run_asks_the_server_once_before_its_requests(cli, fake_openai: FakeOpenAI, workdir: Path) -> None:
     result = cli("run", "--preset", "plot-generator", "--limit", "2", "--yes")
     assert result.exit_code == 0, result.output

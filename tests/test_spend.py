@@ -40,6 +40,7 @@ def estimate(cli: Any, *args: str) -> dict[str, Any]:
     return json.loads(result.output)
 
 
+@pytest.mark.usefixtures("encodings")
 def test_estimate_equals_hand_counted_tokens_times_prices(
     cli, fake_openai: FakeOpenAI, workdir: Path
 ) -> None:
@@ -73,6 +74,7 @@ def test_estimate_equals_hand_counted_tokens_times_prices(
     assert f"online ${online:,.4f} <- this run, batch ${online / 2:,.4f}" in text.output
 
 
+@pytest.mark.usefixtures("encodings")
 def test_training_estimate_counts_the_formatted_dataset(cli, fake_openai: FakeOpenAI, workdir: Path) -> None:
     done = cli("run", "--preset", "plot-generator", "--limit", "5", "--yes")
     assert done.exit_code == 0, done.output
@@ -97,6 +99,7 @@ def test_default_epochs_follow_openai_auto() -> None:
     assert [default_epochs(n) for n in (1, 10, 34, 100, 8_000, 8_334, 100_000)] == [25, 10, 3, 3, 3, 2, 1]
 
 
+@pytest.mark.usefixtures("encodings")
 def test_max_cost_below_the_estimate_stops_before_the_cap(
     cli, fake_openai: FakeOpenAI, workdir: Path
 ) -> None:
@@ -141,6 +144,7 @@ def test_spend_is_recorded_per_generation_and_per_run(cli, fake_openai: FakeOpen
     assert len(costs) == 7 and all(c > 0 for c in costs)
 
 
+@pytest.mark.usefixtures("encodings")
 def test_unknown_prices_show_as_unknown_never_zero(cli, fake_openai: FakeOpenAI, workdir: Path) -> None:
     local = ["--set", "generate.model=my-local-llama"]
     result = cli("run", "--preset", "plot-generator", "--limit", "3", "--yes", *local)
@@ -164,6 +168,7 @@ def test_unknown_prices_show_as_unknown_never_zero(cli, fake_openai: FakeOpenAI,
     assert capped.exit_code == 2 and "no price for model 'my-local-llama'" in capped.output
 
 
+@pytest.mark.usefixtures("encodings")
 def test_confirmation_prompt_on_a_terminal(
     cli, fake_openai: FakeOpenAI, workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -184,6 +189,7 @@ def test_confirmation_prompt_on_a_terminal(
     assert "Spend about" not in again.output and "nothing to spend" in again.output
 
 
+@pytest.mark.usefixtures("encodings")
 def test_without_a_terminal_a_run_that_spends_needs_yes(cli, fake_openai: FakeOpenAI, workdir: Path) -> None:
     refused = cli("run", "--preset", "plot-generator", "--limit", "3")
     assert refused.exit_code == 2
@@ -196,6 +202,7 @@ def test_without_a_terminal_a_run_that_spends_needs_yes(cli, fake_openai: FakeOp
     assert fake_openai.chat_count == 3
 
 
+@pytest.mark.usefixtures("encodings")
 def test_max_cost_in_batch_mode_admits_requests_at_the_batch_price(
     cli, fake_openai: FakeOpenAI, workdir: Path
 ) -> None:

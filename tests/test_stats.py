@@ -6,6 +6,7 @@ import json
 import statistics
 from pathlib import Path
 
+import pytest
 from review_runs import preset_with_dedupe, responder
 from synthtune.core import tokens
 from synthtune.core.stats import distribution, histogram, run_statistics
@@ -111,6 +112,7 @@ def test_cached_rerun_reports_the_same_statistics(cli, fake_openai: FakeOpenAI, 
     store.close()
 
 
+@pytest.mark.usefixtures("encodings")
 def test_token_counts_come_from_usage_and_fall_back_to_tiktoken(workdir: Path) -> None:
     from synthtune.core import ChatMessage, GenerationOutcome, GenerationRequest, Usage
     from synthtune.core.stats import SampleMeasures

@@ -96,6 +96,7 @@ def _defect_file(path: Path) -> Path:
     return path
 
 
+@pytest.mark.usefixtures("encodings")
 def test_every_defect_is_found_on_its_line(workdir: Path) -> None:
     report = validate_file(_defect_file(workdir / "bad.jsonl"), model="gpt-3.5-turbo")
     by_line: dict[int | None, set[str]] = {}
@@ -110,6 +111,7 @@ def test_every_defect_is_found_on_its_line(workdir: Path) -> None:
     assert not report.ok
 
 
+@pytest.mark.usefixtures("encodings")
 def test_cli_lists_errors_with_line_numbers_and_exits_1(cli, workdir: Path) -> None:
     path = _defect_file(workdir / "bad.jsonl")
     result = cli("validate", str(path), "--model", "gpt-3.5-turbo")
@@ -123,6 +125,7 @@ def test_cli_lists_errors_with_line_numbers_and_exits_1(cli, workdir: Path) -> N
     assert {(i["line"], i["code"]) for i in payload["issues"]} >= {(n, c) for n, (_, c) in DEFECTS.items()}
 
 
+@pytest.mark.usefixtures("encodings")
 def test_fewer_than_ten_examples_is_an_error(cli, workdir: Path) -> None:
     path = workdir / "small.jsonl"
     path.write_text("".join(json.dumps(_chat(f"q{i}")) + "\n" for i in range(9)))
@@ -131,6 +134,7 @@ def test_fewer_than_ten_examples_is_an_error(cli, workdir: Path) -> None:
     assert "9 examples; OpenAI needs at least 10 [too_few_examples]" in result.output
 
 
+@pytest.mark.usefixtures("encodings")
 def test_a_dataset_synthtune_made_is_clean_and_tokens_match_tiktoken(
     cli, fake_openai: FakeOpenAI, workdir: Path
 ) -> None:
@@ -161,6 +165,7 @@ def test_a_dataset_synthtune_made_is_clean_and_tokens_match_tiktoken(
     assert human.exit_code == 0 and "valid: 0 error(s)" in human.output
 
 
+@pytest.mark.usefixtures("encodings")
 def test_cl100k_models_count_with_their_own_encoding(workdir: Path) -> None:
     path = workdir / "d.jsonl"
     lines = [_chat(f"question number {i} about résumé tokens") for i in range(10)]
@@ -189,6 +194,7 @@ def test_token_limits_by_model() -> None:
     assert token_limit("some-new-model") == 16_385
 
 
+@pytest.mark.usefixtures("encodings")
 def test_completion_and_preference_files_validate(workdir: Path) -> None:
     completion = workdir / "c.jsonl"
     completion.write_text(
