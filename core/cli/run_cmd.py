@@ -134,7 +134,10 @@ def register(app: typer.Typer, host: PluginHost) -> None:
             False, "--train", help="Then train on the dataset with the preset's [train] stage."
         ),
         force: bool = typer.Option(
-            False, "--force", help="Replace a different or smaller dataset in the output folder."
+            False,
+            "--force",
+            help="Write over the output folder's dataset even when this run's is smaller (a lower "
+            "--limit) or the files are not synthtune's.",
         ),
     ) -> None:
         """Run a preset: source, prompt, generate, filter, format; write the dataset.
