@@ -155,7 +155,9 @@ def train(dataset: DatasetFiles, settings: BaseModel, context: RunContext) -> Tr
 
     Called once, after the dataset files are written, on the preset's train plugin, when the
     user asks for training. Return a :class:`~synthtune.core.models.TrainingJob` describing the
-    job (id, status, resulting model when known).
+    job (id, status, resulting model when known). A trainer that runs on the user's own
+    hardware says so with ``runs_locally: ClassVar[bool] = True`` on its settings model:
+    estimates then show no training dollars for it.
     """
 
 
