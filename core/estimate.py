@@ -9,7 +9,8 @@ the run store are counted apart: a run reuses them for free.
   ``output_tokens`` per request (an expectation).
 - Generation dollars: input and output tokens x the price table, at list price (online) and at
   the Batch API discount; the run's own mode is marked.
-- Training (when the preset has a train stage with a ``model``, or ``train_model`` is given):
+- Training (when the preset has a train stage with a ``model`` whose trainer is not local, or
+  ``train_model`` is given; ``tune run`` asks for it only with ``--train``):
   every answered request is filtered and formatted as the run would; every unanswered one is
   assumed kept, with an answer of its expected output length. Tokens per epoch are the
   examples' tokens; epochs are the preset's, ``epochs``, or what OpenAI's ``auto`` is expected
@@ -95,8 +96,12 @@ class Estimate(BaseModel):
         return self.to_send.cost_batch if self.mode == "batch" else self.to_send.cost_online
 
 
-def _requests(
-    host: PluginHost, preset: ResolvedPreset, context: RunContext, limit: int | None, endpoint: str | None
+def run_requests(
+    host: PluginHost,
+    preset: ResolvedPreset,
+    context: RunContext,
+    limit: int | None,
+    endpoint: str | None = None,
 ) -> Iterator[tuple[Record, GenerationRequest]]:
     """The run's requests, rendered and keyed as the pipeline does, duplicates left out."""
     source = host.stage(preset.source.plugin, "source")
@@ -200,8 +205,9 @@ class _Trainer:
 
 
 def _train_settings(preset: ResolvedPreset) -> tuple[str | None, int | None]:
-    """The training model and epochs a preset's train stage names, if any."""
-    if preset.train is None:
+    """The training model and epochs a preset's train stage names, if any. None for a trainer
+    whose settings model says ``runs_locally = True`` (a ClassVar): it bills no tokens."""
+    if preset.train is None or getattr(type(preset.train.settings), "runs_locally", False):
         return None, None
     settings: Any = preset.train.settings
     model = getattr(settings, "model", None)
@@ -218,8 +224,10 @@ def estimate_run(
     output_tokens: int = DEFAULT_OUTPUT_TOKENS,
     train_model: str | None = None,
     epochs: int | None = None,
+    include_training: bool = True,
 ) -> Estimate:
-    """Render the run's requests and estimate their tokens and dollars (see the module doc)."""
+    """Render the run's requests and estimate their tokens and dollars (see the module doc);
+    ``include_training=False`` leaves training out (a run that will not train)."""
     context = RunContext(
         run_id="estimate",
         seed=preset.seed,
@@ -228,14 +236,14 @@ def estimate_run(
         _put_batched=functools.partial(store.kv_put, durable=False) if store else None,
         limit=limit,
     )
-    preset_train_model, preset_epochs = _train_settings(preset)
-    train_model = train_model or preset_train_model
+    preset_train_model, preset_epochs = _train_settings(preset) if include_training else (None, None)
+    train_model = (train_model or preset_train_model) if include_training else None
     trainer = _Trainer(host, preset, context, train_model) if train_model else None
     total, answered, to_send = GenerationFigures(), GenerationFigures(), GenerationFigures()
     records: set[str] = set()
     ceilings = expectations = 0
     endpoint = endpoint_for(host, preset.generate, context.for_plugin(preset.generate.plugin))
-    for record, request in _requests(host, preset, context, limit, endpoint.id if endpoint else None):
+    for record, request in run_requests(host, preset, context, limit, endpoint.id if endpoint else None):
         records.add(record.id)
         guess = estimate_request(request, output_tokens=output_tokens)
         batch_cost = price_table().generation_cost(

@@ -186,13 +186,34 @@ def train(dataset: DatasetFiles, settings: BaseModel, context: RunContext) -> Tr
 
     Called once, after the dataset files are written, on the preset's train plugin, when the
     user asks for training. Return a :class:`~synthtune.core.models.TrainingJob` describing the
-    job (id, status, resulting model when known).
+    job (id, status, resulting model when known). A trainer that runs on the user's own
+    hardware says so with ``runs_locally: ClassVar[bool] = True`` on its settings model:
+    estimates then show no training dollars for it.
     """
 
 
 # --------------------------------------------------------------------------------------------
-# Optional hooks a task plugin may implement for the commands around a run.
+# Optional hooks a plugin may implement for the commands around a run.
 # --------------------------------------------------------------------------------------------
+
+
+@hookspec
+def preflight(stage: str, settings: BaseModel) -> None:
+    """Check that this plugin can serve ``stage`` before a run spends anything.
+
+    Called by ``tune run`` on the preset's generate plugin (``stage="generate"``), and on its
+    train plugin (``stage="train"``) when ``--train`` is given, once, with the stage's validated
+    settings: after the preset is resolved, before the estimate, the spend prompt and the run
+    store (nothing has been written yet). Check what would otherwise fail only after the user
+    said yes: credentials present, the server reachable (at most one cheap request with a short
+    timeout), optional packages installed.
+
+    Raise :class:`~synthtune.core.errors.ConfigError` with one line that says what is wrong and
+    what to do; return ``None`` when ready. When the generate check fails but every request of
+    the run is already answered in the run store, the run goes on (it needs no backend).
+
+    Optional: a plugin without it is assumed ready.
+    """
 
 
 @hookspec

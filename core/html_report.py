@@ -215,6 +215,11 @@ def funnel_svg(funnel: list[dict[str, Any]], width: int = 560) -> str:
     return "".join(parts)
 
 
+def _usd(value: Any) -> str:
+    """Dollars, or "unknown" (never 0) when a price was missing."""
+    return f"{value:.4f}" if isinstance(value, int | float) else "unknown"
+
+
 def _cards(report: dict[str, Any], stats: dict[str, Any]) -> str:
     usage = report.get("usage") or {}
     items = [
@@ -231,8 +236,12 @@ def _cards(report: dict[str, Any], stats: dict[str, Any]) -> str:
         ("prompt tokens", usage.get("prompt_tokens", "-")),
         ("completion tokens", usage.get("completion_tokens", "-")),
     ]
-    if report.get("cost_usd") is not None:
-        items.append(("cost (USD)", f"{report['cost_usd']:.4f}"))
+    items.append(("cost (USD)", _usd(report.get("cost_usd"))))
+    split = report.get("cost") or {}
+    earlier = split.get("earlier_runs") or {}
+    if earlier.get("answers"):  # cached answers reused: who paid for what
+        items.append(("paid in this run (USD)", _usd((split.get("this_run") or {}).get("usd"))))
+        items.append((f"paid earlier, {earlier['answers']:,} cached (USD)", _usd(earlier.get("usd"))))
     return "".join(
         f'<div class="card" data-key="{_e(k)}"><b>{_e(_num(v) if isinstance(v, int) else v)}</b>'
         f"<span>{_e(k)}</span></div>"

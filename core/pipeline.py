@@ -40,6 +40,8 @@ from synthtune.core.outputs import write_outputs
 from synthtune.core.plugins import PluginHost, StageCall
 from synthtune.core.presets import ResolvedPreset
 from synthtune.core.resume import resume_state
+from synthtune.core.run_cost import dataset_cost
+from synthtune.core.run_folder import dataset_definition
 from synthtune.core.spend import (
     DEFAULT_OUTPUT_TOKENS,
     AnswerPricer,
@@ -461,6 +463,9 @@ class Pipeline:
             }
         )
         report["stats"] = run_statistics(self.store, self.run_id)
+        # The dataset's whole cost (cached answers included) and what decides it (run_folder).
+        report.update(dataset_cost(self.store, self.run_id).report_fields())
+        report["dataset_definition"] = dataset_definition(self.preset, self.limit)
         return report
 
 

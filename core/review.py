@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from synthtune.core.errors import ConfigError
 from synthtune.core.outputs import write_outputs
+from synthtune.core.run_folder import check_owner
 from synthtune.core.stats import REVIEW_FILTER, ensure_schema, run_statistics, stage_counts
 from synthtune.core.store import SAMPLE_GENERATION, SAMPLE_TEXT, RunStore
 
@@ -197,6 +198,7 @@ class RunReview:
     def rewrite(self) -> dict[str, Any]:
         """Rewrite the run's report (in the store and ``report.json``) and its dataset files
         from the store; returns the new report."""
+        check_owner(self.run.out_dir, self.run.run_id)  # a later run's dataset stays
         report = rewrite_report(self.store, self.run.run_id)
         write_outputs(self.store, self.run.run_id, self.run.out_dir, report)
         return report

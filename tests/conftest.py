@@ -1,7 +1,11 @@
 """Shared fixtures: an isolated working directory, a fake OpenAI server, the CLI runner.
 
-Nothing here reaches the internet: the fake server listens on 127.0.0.1 and tiktoken reads its
-encodings from ``../shared/tiktoken_cache``.
+Nothing here reaches the internet: the fake server listens on 127.0.0.1 and validates bodies
+against the schemas shipped in ``core/schemas/``. Every file a test reads is in the repository
+but tiktoken's encodings: they come from ``$TIKTOKEN_CACHE_DIR`` (set to
+``../shared/tiktoken_cache`` when that folder exists and the variable is not set), else from
+tiktoken's own download. Tests that count tokens ask for the ``encodings`` fixture, which skips
+them with the reason when the encodings cannot be loaded (a fresh clone with no network).
 """
 
 from __future__ import annotations
@@ -17,9 +21,11 @@ import pytest
 from typer.testing import CliRunner
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-REFERENCE = SHARED / "reference"
-os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(SHARED / "tiktoken_cache"))
+# The development machines and CI keep tiktoken's encodings beside the clone; nothing else is
+# read from outside the repository.
+SHARED_TIKTOKEN_CACHE = REPO.parent / "shared" / "tiktoken_cache"
+if "TIKTOKEN_CACHE_DIR" not in os.environ and SHARED_TIKTOKEN_CACHE.is_dir():
+    os.environ["TIKTOKEN_CACHE_DIR"] = str(SHARED_TIKTOKEN_CACHE)
 # CI installs a deliberately broken plugin (tests/packages/synthtune-broken-example) to prove it
 # cannot break `tune`. It stays disabled in every test but the ones about exactly that
 # (test_plugin_isolation.py), so its warning line does not end up in other tests' output.
@@ -28,7 +34,7 @@ os.environ["SYNTHTUNE_DISABLE_PLUGINS"] = TEST_DISABLED_PLUGINS
 
 from synthtune.core.cli import build_app  # noqa: E402
 from synthtune.core.plugins import PluginHost  # noqa: E402
-from synthtune.core.testing import FakeOpenAI, validator_for  # noqa: E402
+from synthtune.core.testing import LINE_SCHEMAS, FakeOpenAI, load_schemas, validator_for  # noqa: E402
 from synthtune.core.testing.fireworks import FakeFireworks  # noqa: E402
 from synthtune.core.testing.together import FakeTogether  # noqa: E402
 
@@ -65,9 +71,10 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def fake_openai(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
-    """A fake OpenAI server that validates bodies against the shared reference schema;
-    OPENAI_BASE_URL points at it. Fails the test if any request broke the schema."""
-    server = FakeOpenAI(schema_path=REFERENCE / "openai-request-schemas.json")
+    """A fake OpenAI server that validates bodies against the official request schemas (the
+    copy in ``core/schemas/``); OPENAI_BASE_URL points at it. Fails the test if any request
+    broke the schema."""
+    server = FakeOpenAI()
     server.start()
     monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
     try:
@@ -138,14 +145,10 @@ def cli_for() -> type[Cli]:
     return Cli
 
 
-def _line_document() -> dict[str, Any]:
-    return json.loads((REFERENCE / "openai-finetune-line-schemas.json").read_text())
-
-
 @pytest.fixture(scope="session")
 def line_validators() -> dict[str, jsonschema.Draft202012Validator]:
-    """Validators for one line of each fine-tuning file kind, from the shared reference."""
-    document = _line_document()
+    """Validators for one line of each fine-tuning file kind (the schemas in ``core/schemas/``)."""
+    document = load_schemas(LINE_SCHEMAS)
     return {
         "chat": validator_for(document, "FineTuneChatRequestInput"),
         "completion": validator_for(document, "FineTuneCompletionRequestInput"),
@@ -160,7 +163,11 @@ def needs(what: str, install: str) -> None:
     """Stop a test whose optional requirement (an extra, a browser) is missing: a failure when
     ``$SYNTHTUNE_REQUIRE_ALL_TESTS=1`` (CI sets it, so CI proves every test runs), otherwise a
     skip that says how to install it, so the README's basic set-up still gives a green run."""
-    message = f"{what} is not installed: {install}"
+    missing(f"{what} is not installed: {install}")
+
+
+def missing(message: str) -> None:
+    """Skip the test with ``message``, or fail it under ``$SYNTHTUNE_REQUIRE_ALL_TESTS=1``."""
     if os.environ.get(REQUIRE_ALL_ENV) == "1":
         pytest.fail(message, pytrace=False)
     pytest.skip(message)
@@ -168,3 +175,36 @@ def needs(what: str, install: str) -> None:
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+ENCODINGS = ("o200k_base", "cl100k_base")
+_encodings_missing: list[str] = []  # filled once: the reason the encodings cannot be loaded
+
+
+def needs_encodings() -> None:
+    """Stop a test that counts tokens when tiktoken's encodings cannot be loaded (no
+    ``$TIKTOKEN_CACHE_DIR`` holding them and no network): see :func:`needs`."""
+    if not _encodings_missing:
+        from synthtune.core.errors import ConfigError
+        from synthtune.core.tokens import get_encoding
+
+        try:
+            for name in ENCODINGS:
+                get_encoding(name)
+            _encodings_missing.append("")
+        except ConfigError as error:
+            _encodings_missing.append(str(error))
+    if _encodings_missing[0]:
+        missing(f"needs tiktoken's encodings: {_encodings_missing[0]}")
+
+
+@pytest.fixture
+def encodings() -> None:
+    """Skip (or, under ``$SYNTHTUNE_REQUIRE_ALL_TESTS=1``, fail) unless tiktoken's encodings load."""
+    needs_encodings()
+
+
+def read_dataset(folder: Path) -> list[dict[str, Any]]:
+    """Every example a run wrote into ``folder``: ``train.jsonl`` then ``valid.jsonl`` (if any)."""
+    valid = folder / "valid.jsonl"
+    return read_jsonl(folder / "train.jsonl") + (read_jsonl(valid) if valid.exists() else [])

@@ -37,8 +37,11 @@ def responder(body: dict[str, Any]) -> Reply | str:
 
 
 def preset_with_dedupe(folder: Path, extra: str = "") -> Path:
-    """The bundled plot-generator preset with the dedupe filter added after its own filter."""
+    """The bundled plot-generator preset with the dedupe filter added after its own filter, and
+    no validation split (every kept sample in train.jsonl, which the review tests follow)."""
     text = files("synthtune.presets").joinpath("plot-generator.toml").read_text(encoding="utf-8")
+    assert "valid_fraction = 0.1" in text
+    text = text.replace("valid_fraction = 0.1", "valid_fraction = 0.0")
     path = folder / "plot-dedupe.toml"
     path.write_text(f'{text}\n[[filter]]\nplugin = "dedupe"\n{extra}', encoding="utf-8")
     return path

@@ -16,9 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REFERENCE, read_jsonl
+from conftest import read_dataset
 from synthtune.core.errors import EXIT_FAILED, EXIT_PARTIAL
-from synthtune.core.testing import FakeOpenAI, Reply, default_text, validator_for
+from synthtune.core.testing import (
+    REQUEST_SCHEMAS,
+    FakeOpenAI,
+    Reply,
+    default_text,
+    load_schemas,
+    validator_for,
+)
 from synthtune.plugins.openai import batch_book
 
 BATCH = ["--set", "generate.mode=batch", "--set", "generate.batch_poll_interval=0.02"]
@@ -56,10 +63,9 @@ def test_batch_dataset_equals_online_dataset(cli, fake_openai: FakeOpenAI, workd
     batch = run(cli, "--limit", "12", "--store", "batch.db", "--out", "batch", *BATCH)
     assert batch.exit_code == 0, batch.output
 
-    assert (workdir / "batch" / "train.jsonl").read_bytes() == (
-        workdir / "online" / "train.jsonl"
-    ).read_bytes()
-    assert len(read_jsonl(workdir / "batch" / "train.jsonl")) == 12
+    for name in ("train.jsonl", "valid.jsonl"):
+        assert (workdir / "batch" / name).read_bytes() == (workdir / "online" / name).read_bytes()
+    assert len(read_dataset(workdir / "batch")) == 12
     assert fake_openai.chat_count == 12  # the online run only
     assert fake_openai.batch_count == 1
     answered_once(fake_openai)
@@ -96,7 +102,7 @@ def test_batch_create_bodies_and_lines_validate_against_the_reference_schemas(
 ) -> None:
     result = run(cli, "--limit", "5", *BATCH)
     assert result.exit_code == 0, result.output
-    document = json.loads((REFERENCE / "openai-request-schemas.json").read_text())
+    document = load_schemas(REQUEST_SCHEMAS)
     batch_validator = validator_for(document, "CreateBatchRequest")
     chat_validator = validator_for(document, "CreateChatCompletionRequest")
     (body,) = fake_openai.batch_create_bodies
@@ -131,7 +137,7 @@ def test_request_sets_over_the_limits_are_split_across_batches(
     assert result.exit_code == 0, result.output
     sizes = [len(fake_openai.batch_lines(b)) for b in sorted(fake_openai.batches)]
     assert sizes == [3, 3, 3, 1]
-    assert len(read_jsonl(workdir / "runs" / "plot-generator" / "train.jsonl")) == 10
+    assert len(read_dataset(workdir / "runs" / "plot-generator")) == 10
     answered_once(fake_openai)
 
     # A byte limit of about two and a half lines: two lines per batch.
@@ -143,7 +149,7 @@ def test_request_sets_over_the_limits_are_split_across_batches(
     assert [len(fake_openai.batch_lines(b)) for b in new] == [2, 2, 2]
     for batch_id in new:
         assert fake_openai.files[fake_openai.batches[batch_id]["input_file_id"]]["bytes"] <= limit
-    assert len(read_jsonl(workdir / "runs" / "plot-generator" / "train.jsonl")) == 16
+    assert len(read_dataset(workdir / "runs" / "plot-generator")) == 16
     answered_once(fake_openai)
 
 
@@ -178,7 +184,7 @@ def test_a_run_killed_while_waiting_is_resumed_by_polling_the_same_batch(
     assert fake_openai.batch_count == 1  # polled the existing batch, never resubmitted
     assert fake_openai.chat_count == 0
     answered_once(fake_openai)
-    assert len(read_jsonl(workdir / "runs" / "plot-generator" / "train.jsonl")) == 8
+    assert len(read_dataset(workdir / "runs" / "plot-generator")) == 8
     chunks = [json.loads(v) for v in kv(workdir / "synthtune.db", batch_book.CHUNK_PREFIX).values()]
     assert [c["state"] for c in chunks] == ["closed"]
 
@@ -209,7 +215,7 @@ def test_a_crash_between_create_and_commit_adopts_the_batch_by_its_metadata(
     assert rerun.exit_code == 0, rerun.output
     assert fake_openai.batch_count == 1
     answered_once(fake_openai)
-    assert len(read_jsonl(workdir / "runs" / "plot-generator" / "train.jsonl")) == 6
+    assert len(read_dataset(workdir / "runs" / "plot-generator")) == 6
 
 
 def test_an_expired_batch_fails_its_unanswered_requests_and_a_rerun_retries_only_those(
@@ -234,7 +240,7 @@ def test_an_expired_batch_fails_its_unanswered_requests_and_a_rerun_retries_only
     answered_once(fake_openai)
     report = json.loads((workdir / "runs" / "plot-generator" / "report.json").read_text())
     assert (report["cached"], report["generated"], report["failed"]) == (2, 4, 0)
-    assert len(read_jsonl(workdir / "runs" / "plot-generator" / "train.jsonl")) == 6
+    assert len(read_dataset(workdir / "runs" / "plot-generator")) == 6
 
 
 def test_lines_the_batch_answered_with_an_error_become_failures(cli, workdir: Path, monkeypatch) -> None:
@@ -243,7 +249,7 @@ def test_lines_the_batch_answered_with_an_error_become_failures(cli, workdir: Pa
             return Reply(status=500, error_message="model overloaded")
         return default_text(body)
 
-    with FakeOpenAI(responder, schema_path=REFERENCE / "openai-request-schemas.json") as fake:
+    with FakeOpenAI(responder) as fake:
         monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
         result = run(cli, "--limit", "6", *BATCH)
         assert result.exit_code == EXIT_PARTIAL, result.output  # one request failed
@@ -269,7 +275,7 @@ def test_batch_max_wait_leaves_the_batch_running_for_a_rerun(
     assert second.exit_code == 0, second.output
     assert fake_openai.batch_count == 1
     answered_once(fake_openai)
-    assert len(read_jsonl(workdir / "runs" / "plot-generator" / "train.jsonl")) == 4
+    assert len(read_dataset(workdir / "runs" / "plot-generator")) == 4
 
 
 def test_a_batch_the_server_lost_is_failed_then_resubmitted(
@@ -293,4 +299,4 @@ def test_a_batch_the_server_lost_is_failed_then_resubmitted(
     assert third.exit_code == 0, third.output
     assert fake_openai.batch_count == 1
     answered_once(fake_openai)
-    assert len(read_jsonl(workdir / "runs" / "plot-generator" / "train.jsonl")) == 3
+    assert len(read_dataset(workdir / "runs" / "plot-generator")) == 3

@@ -23,6 +23,7 @@ def test_building_the_cli_with_every_plugin_loaded_imports_no_heavy_library() ->
 
 def test_the_openai_plugin_still_serves_generate_after_its_module_is_imported() -> None:
     import synthtune.plugins.openai.generate  # noqa: F401  (what the first run does, lazily)
+    import synthtune.plugins.openai.preflight  # noqa: F401  (what the first tune run does, lazily)
     import synthtune.plugins.openai.profile  # noqa: F401  (what generate_endpoint does, lazily)
     import synthtune.plugins.openai.train  # noqa: F401  (what the first training does, lazily)
 
@@ -31,6 +32,7 @@ def test_the_openai_plugin_still_serves_generate_after_its_module_is_imported() 
     assert host.hooks_of("openai") == [
         "generate",
         "generate_endpoint",
+        "preflight",
         "register_job_backends",
         "stage_settings",
         "train",
@@ -38,3 +40,4 @@ def test_the_openai_plugin_still_serves_generate_after_its_module_is_imported() 
     assert host.stage("openai", "generate").plugin == "openai"
     assert host.stage("openai", "train").plugin == "openai"
     assert host.stage("openai", "generate_endpoint").plugin == "openai"
+    assert host.stage("openai", "preflight").plugin == "openai"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import REFERENCE, read_jsonl
+from conftest import read_jsonl
 from synthtune.core.testing import FakeOpenAI
 from synthtune.plugins import compassionate_chatbot as cc
 
@@ -68,7 +68,7 @@ def test_parse_turns() -> None:
 
 def run(cli, workdir: Path, monkeypatch, *extra: str) -> tuple[dict, FakeOpenAI]:
     topics = json.dumps(list(CANNED))
-    with FakeOpenAI(responder, schema_path=REFERENCE / "openai-request-schemas.json") as server:
+    with FakeOpenAI(responder) as server:
         monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
         result = cli(
             "run",
@@ -79,6 +79,8 @@ def run(cli, workdir: Path, monkeypatch, *extra: str) -> tuple[dict, FakeOpenAI]
             f"source.topics={topics}",
             "--set",
             "prompt.conversations_per_topic=1",
+            "--set",
+            "output.valid_fraction=0",  # every example in train.jsonl, in source order
             *extra,
         )
     assert result.exit_code == 0, result.output

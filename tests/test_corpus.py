@@ -183,7 +183,7 @@ def test_a_folder_without_corpus_files_is_an_error(tmp_path: Path) -> None:
         records(tmp_path)
 
 
-def test_cli_reports_a_missing_corpus_in_one_line(cli, workdir: Path) -> None:
+def test_cli_reports_a_missing_corpus_in_one_line(cli, fake_openai, workdir: Path) -> None:
     result = cli("run", "--preset", "question-generator", "--set", "source.path=missing-folder", "--yes")
     assert result.exit_code == 2
     assert "error: corpus: path not found: missing-folder" in result.output

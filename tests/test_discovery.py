@@ -29,6 +29,7 @@ def test_plugins_list_json_names_hooks_version_and_distribution(cli) -> None:
     assert by_name["openai"]["hooks"] == [
         "generate",
         "generate_endpoint",
+        "preflight",
         "register_job_backends",
         "stage_settings",
         "train",

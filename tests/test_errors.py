@@ -86,6 +86,15 @@ def test_unknown_preset(workdir: Path) -> None:
 def test_missing_api_key_is_a_one_line_error(workdir: Path) -> None:
     result = run_tune("run", "--preset", "plot-generator", "--limit", "2", "--yes", cwd=workdir)
     assert_one_line_error(result, "OPENAI_API_KEY is not set")
+    assert list(workdir.iterdir()) == []  # no run store, no output folder
+
+
+def test_without_key_or_terminal_the_key_is_the_first_error(workdir: Path) -> None:
+    # No --yes and no terminal: the key is checked before the estimate and the --yes question.
+    result = run_tune("run", "--preset", "plot-generator", "--limit", "5", cwd=workdir)
+    assert_one_line_error(result, "OPENAI_API_KEY is not set")
+    assert result.stdout == ""  # no estimate printed
+    assert list(workdir.iterdir()) == []
 
 
 def test_missing_key_is_not_needed_when_everything_is_cached(workdir: Path) -> None:
@@ -104,6 +113,10 @@ def test_missing_key_is_not_needed_when_everything_is_cached(workdir: Path) -> N
     # No server, no key: the answers are all in the run store, so no client is ever made.
     again = run_tune("run", "--preset", "plot-generator", "--limit", "2", "--yes", cwd=workdir)
     assert again.returncode == 0, again.stderr
+    assert "OPENAI_API_KEY is not set" in again.stderr and "(not needed: every request" in again.stderr
+    # One request more than the store holds: the key is needed again, and said first.
+    more = run_tune("run", "--preset", "plot-generator", "--limit", "3", "--yes", cwd=workdir)
+    assert_one_line_error(more, "OPENAI_API_KEY is not set")
 
 
 def test_refusing_credentials_stops_the_run(workdir: Path) -> None:
@@ -127,9 +140,15 @@ def test_refusing_credentials_stops_the_run(workdir: Path) -> None:
     assert b"sk-secret-value-123" not in (workdir / "synthtune.db").read_bytes()
 
 
+@pytest.mark.usefixtures("encodings")  # the estimate in the message counts tokens
 def test_non_interactive_run_without_yes_refuses_to_spend(workdir: Path) -> None:
-    result = run_tune("run", "--preset", "plot-generator", cwd=workdir)
+    with FakeOpenAI() as server:
+        result = run_tune(
+            "run", "--preset", "plot-generator", cwd=workdir, env={"OPENAI_BASE_URL": server.base_url}
+        )
+        assert server.chat_count == 0
     assert_one_line_error(result, "--yes")
+    assert list(workdir.iterdir()) == []  # asking wrote nothing
 
 
 def test_traceback_switch_shows_the_original_error(workdir: Path) -> None:

@@ -27,7 +27,7 @@ def test_exports_of_a_run(cli, fake_openai: FakeOpenAI, workdir: Path) -> None:
     assert [json.loads(t) for t in from_store.stdout.splitlines()] == lines
 
     sharegpt = cli("export", "plot-generator", "--format", "sharegpt", "--out", "s.jsonl")
-    assert sharegpt.exit_code == 0 and "wrote 10 sharegpt examples" in sharegpt.stderr
+    assert sharegpt.exit_code == 0 and f"wrote {len(lines)} sharegpt examples" in sharegpt.stderr
     first, converted = lines[0]["messages"], read_jsonl(workdir / "s.jsonl")[0]
     assert converted == {
         "conversations": [
@@ -40,7 +40,7 @@ def test_exports_of_a_run(cli, fake_openai: FakeOpenAI, workdir: Path) -> None:
     alpaca = cli("export", "runs/plot-generator/train.jsonl", "--format", "alpaca")
     assert alpaca.exit_code == 0
     rows = [json.loads(t) for t in alpaca.stdout.splitlines()]
-    assert len(rows) == 10
+    assert len(rows) == len(lines)
     assert rows[0] == {
         "instruction": first[1]["content"],
         "input": "",

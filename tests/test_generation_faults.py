@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REFERENCE
 from synthtune.core.errors import EXIT_PARTIAL
 from synthtune.core.store import RunStore
 from synthtune.core.testing import FakeOpenAI, Reply, default_text
@@ -52,7 +51,7 @@ def test_fault_injection_gives_the_clean_dataset_and_pays_once_per_answer(
     faults = Faults(
         server_error=0.10, rate_limit=0.05, timeout=0.02, malformed=0.01, retry_after=0.05, seed=2
     )
-    with FakeOpenAI(schema_path=REFERENCE / "openai-request-schemas.json", faults=faults) as faulty:
+    with FakeOpenAI(faults=faults) as faulty:
         monkeypatch.setenv("OPENAI_BASE_URL", faulty.base_url)
         result = _run(
             cli,
@@ -130,9 +129,7 @@ def test_a_refused_key_stops_the_run(cli: Any, fake_openai: FakeOpenAI) -> None:
 def test_rate_limited_server_is_paced_after_learning_its_limits(
     cli: Any, fake_openai: FakeOpenAI, workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with FakeOpenAI(
-        schema_path=REFERENCE / "openai-request-schemas.json", rpm=3000, burst_seconds=0.2
-    ) as server:
+    with FakeOpenAI(rpm=3000, burst_seconds=0.2) as server:
         monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
         result = _run(cli, "--set", "generate.concurrency=32", records=40)
         assert result.exit_code == 0, result.output

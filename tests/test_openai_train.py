@@ -12,12 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REFERENCE
 from pydantic import BaseModel
 from synthtune.core import hookimpl
 from synthtune.core.models import DatasetFiles, RunContext, TrainingJob
 from synthtune.core.store import RunStore
-from synthtune.core.testing import FakeOpenAI, load_schemas, validator_for
+from synthtune.core.testing import REQUEST_SCHEMAS, FakeOpenAI, load_schemas, validator_for
 from synthtune.plugins.openai.jobs import JOB_PREFIX, JobRecord
 
 TUNE = Path(sys.executable).with_name("tune")
@@ -47,6 +46,7 @@ def _records(workdir: Path) -> list[JobRecord]:
         store.close()
 
 
+@pytest.mark.usefixtures("encodings")
 def test_train_uploads_creates_a_valid_job_follows_it_and_stores_the_model(
     cli, fake_openai: FakeOpenAI, workdir: Path
 ) -> None:
@@ -79,9 +79,7 @@ def test_train_uploads_creates_a_valid_job_follows_it_and_stores_the_model(
     # Exactly one job, whose body validates against the reference CreateFineTuningJobRequest.
     assert len(fake_openai.ft_job_requests) == 1
     body = fake_openai.ft_job_requests[0]
-    validator = validator_for(
-        load_schemas("", REFERENCE / "openai-request-schemas.json"), "CreateFineTuningJobRequest"
-    )
+    validator = validator_for(load_schemas(REQUEST_SCHEMAS), "CreateFineTuningJobRequest")
     assert list(validator.iter_errors(body)) == []
     assert body["model"] == "gpt-4.1-mini-2025-04-14" and body["suffix"] == "plots" and body["seed"] == 7
     assert body["method"] == {"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 2}}}
@@ -104,6 +102,7 @@ def test_train_uploads_creates_a_valid_job_follows_it_and_stores_the_model(
     assert len(fake_openai.ft_job_requests) == 1 and len(fake_openai.files) == 2  # nothing new
 
 
+@pytest.mark.usefixtures("encodings")
 def test_killed_while_waiting_then_rerun_reattaches_to_the_same_job(
     fake_openai: FakeOpenAI, workdir: Path, cli
 ) -> None:
@@ -137,6 +136,7 @@ def test_killed_while_waiting_then_rerun_reattaches_to_the_same_job(
     assert "Validating training file" not in rerun.stderr  # events seen before the kill: not again
 
 
+@pytest.mark.usefixtures("encodings")
 def test_a_job_created_but_not_recorded_is_found_through_its_metadata(
     cli, fake_openai: FakeOpenAI, workdir: Path
 ) -> None:
@@ -163,6 +163,7 @@ def test_a_job_created_but_not_recorded_is_found_through_its_metadata(
         (400, "Model gpt-4.1-mini-2025-04-14 is not available for fine-tuning or does not exist."),
     ],
 )
+@pytest.mark.usefixtures("encodings")
 def test_a_refusal_is_one_error_line_and_exit_code_1(
     cli, fake_openai: FakeOpenAI, workdir: Path, status: int, message: str
 ) -> None:
@@ -179,6 +180,7 @@ def test_a_refusal_is_one_error_line_and_exit_code_1(
     assert fake_openai.ft_jobs == {}
 
 
+@pytest.mark.usefixtures("encodings")
 def test_invalid_data_is_never_uploaded(cli, fake_openai: FakeOpenAI, workdir: Path) -> None:
     train = _dataset(workdir / "train.jsonl", n=5)
     result = cli("train", str(train), "--model", "gpt-4.1-mini", "--yes")
@@ -197,6 +199,7 @@ def test_settings_are_validated_before_anything_runs(cli, fake_openai: FakeOpenA
     assert fake_openai.files == {}
 
 
+@pytest.mark.usefixtures("encodings")
 def test_jobs_commands(cli, fake_openai: FakeOpenAI, workdir: Path) -> None:
     train = _dataset(workdir / "train.jsonl")
     created = cli("train", str(train), "--model", "gpt-4.1-mini", "--suffix", "s", "--no-wait", "--yes")
@@ -231,13 +234,14 @@ def test_jobs_commands(cli, fake_openai: FakeOpenAI, workdir: Path) -> None:
     assert missing.exit_code == 1 and "HTTP 404" in missing.output
 
 
+@pytest.mark.usefixtures("encodings")
 def test_run_with_train_continues_from_the_finished_run(cli, fake_openai: FakeOpenAI, workdir: Path) -> None:
     run = cli(
         "run",
         "--preset",
         "plot-generator",
         "--limit",
-        "10",
+        "14",
         "--yes",
         "--train",
         "--set",
@@ -249,6 +253,9 @@ def test_run_with_train_continues_from_the_finished_run(cli, fake_openai: FakeOp
     uploaded = fake_openai.file_content(body["training_file"])
     assert uploaded == (workdir / "runs" / "plot-generator" / "train.jsonl").read_bytes()
     assert body["suffix"] == "plot-generator"
+    # The preset's 10% validation split goes up as the job's validation file.
+    valid = fake_openai.file_content(body["validation_file"])
+    assert valid == (workdir / "runs" / "plot-generator" / "valid.jsonl").read_bytes()
     assert fake_openai.ft_jobs[job_id]["fine_tuned_model"] in run.stdout
     (record,) = _records(workdir)
     assert record.run_id and record.status == "succeeded"
@@ -258,7 +265,7 @@ def test_run_with_train_continues_from_the_finished_run(cli, fake_openai: FakeOp
         "--preset",
         "plot-generator",
         "--limit",
-        "10",
+        "14",
         "--yes",
         "--train",
         "--set",
@@ -267,6 +274,7 @@ def test_run_with_train_continues_from_the_finished_run(cli, fake_openai: FakeOp
     assert again.exit_code == 0 and fake_openai.chat_count == chats and len(fake_openai.ft_jobs) == 1
 
 
+@pytest.mark.usefixtures("encodings")
 def test_a_preference_file_makes_a_dpo_job(cli, fake_openai: FakeOpenAI, workdir: Path) -> None:
     line = {
         "input": {"messages": [{"role": "user", "content": "Pitch a heist film."}]},
@@ -283,6 +291,7 @@ def test_a_preference_file_makes_a_dpo_job(cli, fake_openai: FakeOpenAI, workdir
     assert wrong.exit_code == 2 and "a preference dataset needs method = 'dpo'" in wrong.output
 
 
+@pytest.mark.usefixtures("encodings")
 def test_a_lost_server_is_one_line_with_the_way_to_resume(cli, workdir: Path, monkeypatch) -> None:
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # nothing listens on port 9
     train = _dataset(workdir / "train.jsonl")
@@ -291,6 +300,7 @@ def test_a_lost_server_is_one_line_with_the_way_to_resume(cli, workdir: Path, mo
     assert "lost the connection to http://127.0.0.1:9/v1" in result.stderr and "rerun" in result.stderr
 
 
+@pytest.mark.usefixtures("encodings")
 def test_the_trainer_itself_refuses_invalid_data_before_uploading(
     fake_openai: FakeOpenAI, workdir: Path
 ) -> None:
@@ -314,6 +324,7 @@ def test_the_trainer_itself_refuses_invalid_data_before_uploading(
     assert fake_openai.files == {} and fake_openai.ft_jobs == {}
 
 
+@pytest.mark.usefixtures("encodings")
 def test_events_are_read_across_pages_and_only_new_ones(fake_openai: FakeOpenAI, workdir: Path, cli) -> None:
     from synthtune.plugins.openai.client import make_client
     from synthtune.plugins.openai.jobs import new_events

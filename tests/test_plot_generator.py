@@ -6,7 +6,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from conftest import read_jsonl
+from conftest import read_dataset, read_jsonl
 from synthtune.core import RunContext
 from synthtune.core.testing import FakeOpenAI, Reply, default_text
 from synthtune.plugins import plot_generator as pg
@@ -64,9 +64,7 @@ def scripted(body: dict) -> Reply:
 def test_sixty_record_run_drops_short_and_truncated_outlines(
     cli, workdir: Path, monkeypatch, line_validators
 ) -> None:
-    from conftest import REFERENCE
-
-    with FakeOpenAI(scripted, schema_path=REFERENCE / "openai-request-schemas.json") as server:
+    with FakeOpenAI(scripted) as server:
         monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
         result = cli("run", "--preset", "plot-generator", "--limit", "60", "--yes")
         assert server.schema_errors == []
@@ -79,7 +77,7 @@ def test_sixty_record_run_drops_short_and_truncated_outlines(
     }
     rejected = read_jsonl(workdir / "runs/plot-generator/rejected.jsonl")
     assert {r["reason"] for r in rejected} == {"too short (22 < 1000 chars)", "truncated (hit max_tokens)"}
-    train = read_jsonl(workdir / "runs/plot-generator/train.jsonl")
+    train = read_dataset(workdir / "runs/plot-generator")
     assert len(train) == 40
     for line in train:
         assert not list(line_validators["chat"].iter_errors(line))
@@ -96,7 +94,7 @@ def test_completion_style_validates(cli, fake_openai: FakeOpenAI, workdir: Path,
         "run", "--preset", "plot-generator", "--limit", "5", "--set", "format.style=completion", "--yes"
     )
     assert result.exit_code == 0, result.output
-    lines = read_jsonl(workdir / "runs/plot-generator/train.jsonl")
+    lines = read_dataset(workdir / "runs/plot-generator")
     assert len(lines) == 5
     for line in lines:
         assert not list(line_validators["completion"].iter_errors(line))

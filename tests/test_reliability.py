@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REFERENCE
 from synthtune.core.errors import EXIT_BAD_INPUT, EXIT_BUSY, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_PARTIAL
 from synthtune.core.runlock import FileLock, store_lock_path
 from synthtune.core.testing import FakeOpenAI, Reply, default_text
@@ -100,7 +99,7 @@ def names(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def server(responder: Any = None, **kwargs: Any) -> FakeOpenAI:
-    return FakeOpenAI(responder, schema_path=REFERENCE / "openai-request-schemas.json", **kwargs)
+    return FakeOpenAI(responder, **kwargs)
 
 
 # -- 1. failed runs exit non-zero, fast -----------------------------------------------------------

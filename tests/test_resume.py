@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conftest import REFERENCE
 from synthtune.core.testing import FakeOpenAI, Reply, default_text
 
 TUNE = Path(sys.executable).parent / "tune"
@@ -62,10 +61,12 @@ class StopAnsweringAfter:
         return Reply(text=default_text(body), delay=30.0 if hold else 0.05)
 
 
+SPLITS = ("train.jsonl", "valid.jsonl")  # the preset writes a 10% validation split
+
+
 def test_sigkill_mid_generation_then_resume(workdir: Path) -> None:
-    schema = REFERENCE / "openai-request-schemas.json"
     responder = StopAnsweringAfter(12)
-    with FakeOpenAI(responder, schema_path=schema) as server:
+    with FakeOpenAI(responder) as server:
         proc = subprocess.Popen(
             [str(TUNE), *ARGS],
             cwd=workdir,
@@ -100,7 +101,7 @@ def test_sigkill_mid_generation_then_resume(workdir: Path) -> None:
         assert server.schema_errors == []
 
     # An uninterrupted run in a fresh store, against a fresh server, writes the same bytes.
-    with FakeOpenAI(schema_path=schema) as clean_server:
+    with FakeOpenAI() as clean_server:
         clean = subprocess.run(
             [str(TUNE), *ARGS, "--store", "clean.db", "--out", "clean"],
             cwd=workdir,
@@ -110,6 +111,6 @@ def test_sigkill_mid_generation_then_resume(workdir: Path) -> None:
             timeout=120,
         )
         assert clean.returncode == 0, clean.stderr
-    resumed_lines = (workdir / "runs" / "plot-generator" / "train.jsonl").read_bytes()
-    assert resumed_lines.count(b"\n") == 40
-    assert resumed_lines == (workdir / "clean" / "train.jsonl").read_bytes()
+    resumed = {name: (workdir / "runs" / "plot-generator" / name).read_bytes() for name in SPLITS}
+    assert sum(lines.count(b"\n") for lines in resumed.values()) == 40
+    assert resumed == {name: (workdir / "clean" / name).read_bytes() for name in SPLITS}

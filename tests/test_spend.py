@@ -17,12 +17,12 @@ from synthtune.core.testing import FakeOpenAI, Reply, default_text
 
 PRICE_IN, PRICE_OUT, PRICE_TRAIN = 0.40, 1.60, 5.00  # gpt-4.1-mini, USD per 1M (core/prices.toml)
 MAX_TOKENS = 1000  # the plot-generator preset's max_tokens
-ENCODING = tiktoken.get_encoding("o200k_base")  # gpt-4.1-mini's encoding
 
 
 def chat_tokens(messages: list[dict[str, Any]]) -> int:
     """The OpenAI cookbook's count: 3 per message, its values' tokens, 3 to prime the reply."""
-    return 3 + sum(3 + sum(len(ENCODING.encode(v)) for v in m.values()) for m in messages)
+    encoding = tiktoken.get_encoding("o200k_base")  # gpt-4.1-mini's encoding
+    return 3 + sum(3 + sum(len(encoding.encode(v)) for v in m.values()) for m in messages)
 
 
 def usage_dollars(bodies: list[dict[str, Any]]) -> float:
@@ -40,6 +40,7 @@ def estimate(cli: Any, *args: str) -> dict[str, Any]:
     return json.loads(result.output)
 
 
+@pytest.mark.usefixtures("encodings")
 def test_estimate_equals_hand_counted_tokens_times_prices(
     cli, fake_openai: FakeOpenAI, workdir: Path
 ) -> None:
@@ -73,6 +74,7 @@ def test_estimate_equals_hand_counted_tokens_times_prices(
     assert f"online ${online:,.4f} <- this run, batch ${online / 2:,.4f}" in text.output
 
 
+@pytest.mark.usefixtures("encodings")
 def test_training_estimate_counts_the_formatted_dataset(cli, fake_openai: FakeOpenAI, workdir: Path) -> None:
     done = cli("run", "--preset", "plot-generator", "--limit", "5", "--yes")
     assert done.exit_code == 0, done.output
@@ -97,6 +99,7 @@ def test_default_epochs_follow_openai_auto() -> None:
     assert [default_epochs(n) for n in (1, 10, 34, 100, 8_000, 8_334, 100_000)] == [25, 10, 3, 3, 3, 2, 1]
 
 
+@pytest.mark.usefixtures("encodings")
 def test_max_cost_below_the_estimate_stops_before_the_cap(
     cli, fake_openai: FakeOpenAI, workdir: Path
 ) -> None:
@@ -141,6 +144,7 @@ def test_spend_is_recorded_per_generation_and_per_run(cli, fake_openai: FakeOpen
     assert len(costs) == 7 and all(c > 0 for c in costs)
 
 
+@pytest.mark.usefixtures("encodings")
 def test_unknown_prices_show_as_unknown_never_zero(cli, fake_openai: FakeOpenAI, workdir: Path) -> None:
     local = ["--set", "generate.model=my-local-llama"]
     result = cli("run", "--preset", "plot-generator", "--limit", "3", "--yes", *local)
@@ -150,6 +154,13 @@ def test_unknown_prices_show_as_unknown_never_zero(cli, fake_openai: FakeOpenAI,
     assert report["cost_usd"] is None
     with sqlite3.connect(workdir / "synthtune.db") as conn:
         assert [row[0] for row in conn.execute("SELECT cost FROM generations")] == [None] * 3
+    # A cached rerun pays nothing, but its dataset's cost is still unknown, not $0.
+    again = cli("run", "--preset", "plot-generator", "--limit", "3", "--yes", *local)
+    assert again.exit_code == 0, again.output
+    assert "$0.0000" not in again.output and "cost unknown (no price for the model)" in again.output
+    report = json.loads((workdir / "runs" / "plot-generator" / "report.json").read_text())
+    assert report["cost_usd"] is None and report["cost"]["earlier_runs"]["usd"] is None
+    assert report["cost"]["earlier_runs"]["unpriced"] == 3
 
     shown = cli("estimate", "--preset", "plot-generator", "--limit", "5", *local)
     assert "online unknown (no price)" in shown.output
@@ -157,6 +168,7 @@ def test_unknown_prices_show_as_unknown_never_zero(cli, fake_openai: FakeOpenAI,
     assert capped.exit_code == 2 and "no price for model 'my-local-llama'" in capped.output
 
 
+@pytest.mark.usefixtures("encodings")
 def test_confirmation_prompt_on_a_terminal(
     cli, fake_openai: FakeOpenAI, workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -164,7 +176,9 @@ def test_confirmation_prompt_on_a_terminal(
     refused = cli("run", "--preset", "plot-generator", "--limit", "4", input="n\n")
     assert refused.exit_code == 1
     assert "estimate for plot-generator" in refused.output and "Spend about $" in refused.output
+    assert "training" not in refused.output  # no --train: no training cost in the question
     assert fake_openai.chat_count == 0
+    assert not (workdir / "synthtune.db").exists()  # saying no writes nothing
 
     accepted = cli("run", "--preset", "plot-generator", "--limit", "4", input="y\n")
     assert accepted.exit_code == 0, accepted.output
@@ -175,6 +189,7 @@ def test_confirmation_prompt_on_a_terminal(
     assert "Spend about" not in again.output and "nothing to spend" in again.output
 
 
+@pytest.mark.usefixtures("encodings")
 def test_without_a_terminal_a_run_that_spends_needs_yes(cli, fake_openai: FakeOpenAI, workdir: Path) -> None:
     refused = cli("run", "--preset", "plot-generator", "--limit", "3")
     assert refused.exit_code == 2
@@ -187,6 +202,7 @@ def test_without_a_terminal_a_run_that_spends_needs_yes(cli, fake_openai: FakeOp
     assert fake_openai.chat_count == 3
 
 
+@pytest.mark.usefixtures("encodings")
 def test_max_cost_in_batch_mode_admits_requests_at_the_batch_price(
     cli, fake_openai: FakeOpenAI, workdir: Path
 ) -> None:

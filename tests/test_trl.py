@@ -75,8 +75,10 @@ def one_torch_thread() -> Any:
 
 
 def synthtune_dataset(cli: Any, workdir: Path, count: int = 12) -> Path:
-    """A chat dataset made by `tune run --preset plot-generator` against the fake server."""
-    result = cli("run", "--preset", "plot-generator", "--limit", str(count), "--yes")
+    """A chat dataset made by `tune run --preset plot-generator` against the fake server, every
+    example in train.jsonl (no validation split)."""
+    no_split = ("--set", "output.valid_fraction=0")
+    result = cli("run", "--preset", "plot-generator", "--limit", str(count), "--yes", *no_split)
     assert result.exit_code == 0, result.output
     path = workdir / "runs" / "plot-generator" / "train.jsonl"
     assert len(read_jsonl(path)) == count

@@ -17,6 +17,10 @@ from test_writing_coach import coach_responder
 OUT = Path("runs") / "writing-coach"
 
 
+# Every test here runs the writing coach, whose prompt counts story tokens.
+pytestmark = pytest.mark.usefixtures("encodings")
+
+
 @pytest.fixture
 def fake_reddit(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeReddit]:
     with FakeReddit() as server:

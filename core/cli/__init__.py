@@ -48,6 +48,17 @@ def _version() -> str:
 DEBUG_SWITCHES = ("--traceback", "--debug", "-v")  # root options: full tracebacks
 
 
+def quiet_broken_pipe() -> None:
+    """The reader of stdout went away (``tune ... | head``): that is not an error. Point stdout
+    at /dev/null so nothing more is written to the closed pipe, not even at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real stdout (an in-process test runner)
+        pass
+
+
 class RootGroup(TyperGroup):
     """Turns user-facing errors into one line and an exit code, and prints plugin warnings."""
 
@@ -60,6 +71,9 @@ class RootGroup(TyperGroup):
         saved = os.environ.get(TRACEBACK_ENV)
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            quiet_broken_pipe()
+            raise typer.Exit(0) from None
         except SynthtuneError as error:
             if traceback_requested():
                 raise
@@ -158,6 +172,9 @@ def build_app(host: PluginHost | None = None) -> typer.Typer:
         no_args_is_help=True,
         pretty_exceptions_enable=False,
         add_completion=False,
+        # Help text is shown as written: rich markup would eat every "[...]" in it (defaults
+        # such as "[runs/PRESET]", table names such as "[train]").
+        rich_markup_mode=None,
     )
 
     @app.callback()
@@ -208,4 +225,8 @@ def main() -> None:
     if set(DEBUG_SWITCHES) & set(args[:command]):
         os.environ[TRACEBACK_ENV] = "1"
     app = build_app()
-    app(prog_name=os.path.basename(sys.argv[0]) or "tune")
+    try:
+        app(prog_name=os.path.basename(sys.argv[0]) or "tune")
+    except BrokenPipeError:  # outside a command (help text, an error line): exit 0 all the same
+        quiet_broken_pipe()
+        sys.exit(0)

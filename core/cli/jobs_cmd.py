@@ -25,6 +25,7 @@ from synthtune.core.store import RunStore
 if TYPE_CHECKING:  # `tune --help` builds this module: the job models load when a command runs
     from synthtune.core.jobs.backend import JobBackend
     from synthtune.core.jobs.models import JobRecord, JobSnapshot
+    from synthtune.core.models import TrainingJob
 
 STORE_HELP = f"Run store file [${STORE_ENV} or ./{DEFAULT_STORE}]."
 BACKEND_HELP = "Trainer plugin of the job [found from the run store or the id]."
@@ -49,6 +50,13 @@ def record_line(record: JobRecord) -> str:
     return (
         f"{record.job_id or '(not created)'}  {record.backend:<9} {record.status:<10} {record.base_model}  "
         f"{record.fine_tuned_model or '-'}  {_when(record.created_at)}  {_cost(record.cost_usd)}"
+    )
+
+
+def recorded_line(job: TrainingJob, when: float) -> str:
+    return (
+        f"{job.id}  {job.backend:<9} {job.status:<10} {job.base_model or '-'}  "
+        f"{job.fine_tuned_model or '-'}  {_when(when)}  -"
     )
 
 
@@ -148,17 +156,36 @@ def register(app: typer.Typer, host: PluginHost) -> None:
         backends = job_backends(host)
         chosen = [backend_named(backends, backend)] if backend else list(backends.values())
         if local:
-            run_store = RunStore(store_path(store))
+            from synthtune.core.jobs.recorded import recorded_jobs
+
+            path = store_path(store)
+            if not path.is_file():
+                raise ConfigError(f"no run store at {path} (pass --store or set ${STORE_ENV})")
+            run_store = RunStore(path)
             try:
                 records = [r for b, r in recorded(backends, run_store) if b in chosen]
+                # Trainers without a job backend (the local TRL trainer): the jobs their train
+                # hook returned, as `tune train` and `tune run --train` recorded them.
+                others = [
+                    r
+                    for r in recorded_jobs(run_store)
+                    if r.job.backend not in backends and (backend is None or r.job.backend == backend)
+                ]
             finally:
                 run_store.close()
-            records.reverse()
+            rows = [(r.created_at or 0.0, r.model_dump(mode="json"), record_line(r)) for r in records]
+            rows += [
+                (r.recorded_at, r.job.model_dump(mode="json"), recorded_line(r.job, r.recorded_at))
+                for r in others
+            ]
+            rows.sort(key=lambda row: row[0], reverse=True)
             if as_json:
-                typer.echo(json.dumps([r.model_dump(mode="json") for r in records], indent=2))
+                typer.echo(json.dumps([row[1] for row in rows], indent=2))
                 return
-            for record in records[:limit]:
-                typer.echo(record_line(record))
+            if not rows:
+                typer.echo(f"no training jobs recorded in {path}", err=True)
+            for _, _, line in rows[:limit]:
+                typer.echo(line)
             return
         jobs: list[JobSnapshot] = []
         asked = 0

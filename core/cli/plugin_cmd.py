@@ -23,10 +23,12 @@ def register(app: typer.Typer, host: PluginHost) -> None:
         taken = [*host.names(), *host.skipped]
         target = create_plugin(name, directory, taken)
         names = PluginNames.from_name(name)
-        typer.echo(f"created {target}/ (distribution {names.distribution}, module {names.module})")
+        # pip reads a bare name as a package to download: give it a path ("./word-explainer").
+        where = str(target) if target.is_absolute() or str(target).startswith(".") else f"./{target}"
+        typer.echo(f"created {where}/ (distribution {names.distribution}, module {names.module})")
         typer.echo("next:")
-        typer.echo(f"  pip install -e {target}")
-        typer.echo(f"  pytest {target}")
+        typer.echo(f"  pip install -e {where}")
+        typer.echo(f"  pytest {where}")
         typer.echo(f"  tune run --preset {name} --limit 5")
 
     app.add_typer(group, name="plugin")

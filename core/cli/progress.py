@@ -2,10 +2,10 @@
 not a terminal (pipes, CI, tests).
 
 Shows requests done out of the total (the total is known once the source is exhausted; until then,
-done and rate only), requests per second, tokens, dollars so far (when every answer had a price),
-retries and failures. :class:`RunProgress` is the pipeline's ``on_progress`` callback: it is called
-for every record, so it only copies numbers, at most ``max_rate`` times a second; rich redraws in
-its own thread a few times a second.
+done and rate only), requests per second, tokens, dollars so far (once answers came back, when
+every one had a price), retries and failures. :class:`RunProgress` is the pipeline's
+``on_progress`` callback: it is called for every record, so it only copies numbers, at most
+``max_rate`` times a second; rich redraws in its own thread a few times a second.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def describe(stats: RunStats, seconds: float) -> tuple[str, str]:
     count = f"{done}/{stats.requests}" if stats.source_done else f"{done} done"
     rate = (stats.generated + stats.failed) / seconds if seconds > 0 else 0.0
     parts = [f"{rate:.1f} req/s", f"{_tokens(stats.prompt_tokens + stats.completion_tokens)} tok"]
-    if stats.cost_known:
+    if stats.cost_known and stats.generated:  # before the first answer the price is not known
         parts.append(f"${stats.cost:.4f}")
     parts.append(f"{stats.events.get('retries', 0)} retries")
     parts.append(f"{stats.failed} failed")

@@ -18,6 +18,7 @@ from synthtune.core.cli.stats_view import histogram_lines, stats_lines
 from synthtune.core.errors import ConfigError, SynthtuneError
 from synthtune.core.plugins import PluginHost
 from synthtune.core.review import Order, RunReview, SampleView, resolve_run
+from synthtune.core.run_folder import check_owner
 from synthtune.core.runlock import hold_run_locks
 from synthtune.core.stats import METRICS, histogram
 from synthtune.core.store import RunStore
@@ -218,6 +219,7 @@ def register(app: typer.Typer, host: PluginHost) -> None:
         run_store = open_store(store)
         try:
             ref = resolve_run(run_store, run)
+            check_owner(ref.out_dir, ref.run_id)  # its decisions rewrite the folder's files
             session = RunReview(run_store, ref)
             info = run_store.run_info(ref.run_id) or {}
             report = info.get("report") or {}

@@ -10,6 +10,7 @@ import typer
 from synthtune.core.errors import EXIT_PARTIAL, ConfigError
 from synthtune.core.plugins import PluginHost
 from synthtune.core.presets import ResolvedPreset, load_preset
+from synthtune.core.run_cost import cost_text
 from synthtune.core.spend import DEFAULT_OUTPUT_TOKENS
 from synthtune.core.store import RunStore
 from synthtune.core.terminal import printable
@@ -39,7 +40,6 @@ def print_summary(report: dict[str, object]) -> None:
     examples = report.get("examples") or {}
     usage = report.get("usage") or {}
     assert isinstance(dropped, dict) and isinstance(examples, dict) and isinstance(usage, dict)
-    cost = report.get("cost_usd")
     lines = [
         f"run {report['run_id']} ({report['preset']}, {report['model']}): {report['status']}",
         f"  records    {report['records']}",
@@ -49,11 +49,9 @@ def print_summary(report: dict[str, object]) -> None:
     ]
     lines += [f"    - {reason}: {n}" for reason, n in sorted(dropped.items())]
     lines.append(f"  examples   train {examples.get('train', 0)}  valid {examples.get('valid', 0)}")
-    pricing = " (batch prices)" if report.get("pricing") == "batch" else ""
-    spent = f"${cost:.4f}{pricing}" if isinstance(cost, int | float) else "unknown (no price for the model)"
     lines.append(
         f"  tokens     prompt {usage.get('prompt_tokens', 0)}  "
-        f"completion {usage.get('completion_tokens', 0)}  cost {spent}"
+        f"completion {usage.get('completion_tokens', 0)}  cost {cost_text(report)}"
     )
     cap = report.get("cost_cap_usd")
     if isinstance(cap, int | float):
@@ -82,16 +80,25 @@ def print_summary(report: dict[str, object]) -> None:
 def confirm_spend(
     host: PluginHost,
     preset: ResolvedPreset,
-    run_store: RunStore,
+    store_file: Path,
     limit: int | None,
     output_tokens: int,
     max_cost: float | None,
+    train: bool = False,
 ) -> None:
-    """Show the run's estimate and ask before spending. No question when every request is
-    already answered; a ConfigError when there is no terminal to ask on."""
+    """Show the run's estimate (training only with ``train``) and ask before spending. No
+    question when every request is already answered; a ConfigError when there is no terminal
+    to ask on. The run store is only read, and only if it exists."""
     from synthtune.core.estimate import estimate_run, render_estimate
 
-    estimate = estimate_run(host, preset, run_store, limit=limit, output_tokens=output_tokens)
+    run_store = RunStore(store_file) if store_file.is_file() else None
+    try:
+        estimate = estimate_run(
+            host, preset, run_store, limit=limit, output_tokens=output_tokens, include_training=train
+        )
+    finally:
+        if run_store is not None:
+            run_store.close()
     if estimate.to_send.requests == 0:
         typer.echo("nothing to spend: every request is already answered in the run store", err=True)
         return
@@ -139,6 +146,12 @@ def register(app: typer.Typer, host: PluginHost) -> None:
         train: bool = typer.Option(
             False, "--train", help="Then train on the dataset with the preset's [train] stage."
         ),
+        force: bool = typer.Option(
+            False,
+            "--force",
+            help="Write over the output folder's dataset even when this run's is smaller (a lower "
+            "--limit) or the files are not synthtune's.",
+        ),
     ) -> None:
         """Run a preset: source, prompt, generate, filter, format; write the dataset.
 
@@ -160,6 +173,7 @@ def register(app: typer.Typer, host: PluginHost) -> None:
         from synthtune.core.cli.run_outcome import check_run_outcome, run_to_end
         from synthtune.core.cli.stats_view import print_stats
         from synthtune.core.pipeline import Pipeline
+        from synthtune.core.preflight import check_run
         from synthtune.core.pricing import price_table
         from synthtune.core.runlock import hold_run_locks
 
@@ -169,13 +183,15 @@ def register(app: typer.Typer, host: PluginHost) -> None:
                 "by $SYNTHTUNE_PRICES"
             )
         out_dir = out or Path("runs") / preset.name
+        store_file = store_path(store)
+        check_run(host, preset, out_dir=out_dir, store_file=store_file, limit=limit, train=train, force=force)
+        if not yes:
+            confirm_spend(host, preset, store_file, limit, output_tokens, max_cost, train)
         # One run per store and output folder, training included: a second one stops here
         # (exit 4), before any work.
-        with hold_run_locks(store_path(store), out_dir):
-            run_store = RunStore(store_path(store))
+        with hold_run_locks(store_file, out_dir):
+            run_store = RunStore(store_file)
             try:
-                if not yes:
-                    confirm_spend(host, preset, run_store, limit, output_tokens, max_cost)
                 with RunProgress() as progress:
                     pipeline = Pipeline(
                         host,

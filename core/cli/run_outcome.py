@@ -70,8 +70,10 @@ def check_run_outcome(
         raise GenerationError(f"the dataset is empty: {why}")
     if report.get("status") == "capped":
         assert max_cost is not None
+        cost = report.get("cost") or {}
+        spent = (cost.get("this_run") or {}).get("usd", report.get("cost_usd")) or 0.0
         typer.echo(
-            f"stopped at the cost cap: ${report['cost_usd']:.4f} spent of ${max_cost:.4f} allowed; "
+            f"stopped at the cost cap: ${spent:.4f} spent of ${max_cost:.4f} allowed; "
             f"{report['not_sent_cost_cap']} request(s) not sent. The outputs hold what was "
             "generated; rerun with a higher --max-cost to go on (answers are reused).",
             err=True,

@@ -16,6 +16,7 @@ from typing import Any
 import typer
 from pydantic import BaseModel, ValidationError
 from synthtune.core.errors import ConfigError
+from synthtune.core.jobs.recorded import record_job
 from synthtune.core.models import DatasetFiles, RunContext, TrainingJob
 from synthtune.core.pipeline import RunResult
 from synthtune.core.plugins import PluginHost
@@ -126,6 +127,7 @@ def run_training(
     if not isinstance(job, TrainingJob):
         got = type(job).__name__
         raise ConfigError(f"plugin {backend!r} stage 'train' returned {got}, not a TrainingJob")
+    record_job(store, job)  # listed by `tune jobs list --local`, whatever the trainer
     return job
 
 

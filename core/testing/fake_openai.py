@@ -82,6 +82,9 @@ class FakeOpenAI(BatchesAPI, FineTuningAPI):
         self.unread_fields: Counter[str] = Counter()  # token-limit fields the persona ignores
         self.in_flight = 0  # requests sleeping out their latency now (the server's loop only)
         self.most_in_flight = 0
+        # GET /v1/models answers this status when it is not 200 (a test sets 401 to play a
+        # server that refuses the key).
+        self.models_status = 200
 
     def __enter__(self) -> FakeOpenAI:
         self.start()
@@ -182,8 +185,15 @@ class FakeOpenAI(BatchesAPI, FineTuningAPI):
             self.answered[digest] += 1
         return self._send(web.json_response(completion_body(body, reply), headers=headers))
 
+    @property
+    def models_requests(self) -> int:
+        """How many times ``GET /v1/models`` was asked (preflight checks, server detection)."""
+        return self.probes["/v1/models"]
+
     async def _models(self, request: web.Request) -> web.StreamResponse:
         self.probes["/v1/models"] += 1
+        if self.models_status != 200:
+            return self._send(error_response(self.models_status, "Incorrect API key provided (fake server)"))
         if self.persona.owned_by is None:
             return self._send(web.json_response({"detail": "Not Found"}, status=404))
         data = [{**self.persona.model_entry(m), **self.persona.extra_model_fields} for m in self.models]

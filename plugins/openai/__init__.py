@@ -69,6 +69,15 @@ def chat_completions_endpoint(settings: OpenAIGenerateSettings, context: RunCont
     return endpoint(settings, context)
 
 
+@hookimpl(specname="preflight")
+def check_endpoint_ready(stage: str, settings: Any) -> None:
+    """Before a run spends anything: the key is set and the server answers (generate and train
+    settings both have ``base_url`` and ``api_key_env``)."""
+    from synthtune.plugins.openai.preflight import check_endpoint
+
+    check_endpoint(settings.base_url, settings.api_key_env)
+
+
 @hookimpl(specname="train")
 def train_with_fine_tuning_jobs(
     dataset: DatasetFiles, settings: OpenAITrainSettings, context: RunContext

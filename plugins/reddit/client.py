@@ -138,7 +138,7 @@ class RedditClient:
                         f"reddit: cannot reach {url} after {attempt + 1} attempt(s): {reason}"
                     ) from None
                 attempt += 1
-                self._wait(self._backoff(attempt), f"network error ({reason})")
+                self._wait(self._backoff(attempt), f"cannot reach {url} ({reason})", attempt)
                 continue
             self.budget.update(reply.headers, self.clock())
             if reply.status not in RETRY_STATUSES:
@@ -155,7 +155,7 @@ class RedditClient:
                     f"reddit: asked to wait {delay:.0f}s "
                     f"(over source.max_wait={self.settings.max_wait:.0f}s); try again later"
                 )
-            self._wait(delay, f"HTTP {reply.status}")
+            self._wait(delay, f"GET {url} returned HTTP {reply.status}", attempt)
 
     def _retry_delay(self, reply: HttpReply, attempt: int) -> float:
         """How long to wait after a retryable answer: what Reddit says, else exponential backoff."""
@@ -187,9 +187,11 @@ class RedditClient:
         if delay > 0:
             self._wait(delay, None)
 
-    def _wait(self, seconds: float, why: str | None) -> None:
-        if why is not None:
-            self.log.info("reddit: %s, waiting %.1fs before retrying", why, seconds)
+    def _wait(self, seconds: float, why: str | None, attempt: int = 0) -> None:
+        if why is not None:  # a retry: one status line each, so a long wait is never silent
+            self.log.warning(
+                "reddit: %s; retry %d of %d in %.1fs", why, attempt, self.settings.max_retries, seconds
+            )
         self.waited += seconds
         self.sleep(seconds)
 

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from pydantic import BaseModel
 from synthtune.core import DatasetFiles, RunContext, TrainingJob, hookimpl
+from synthtune.core.errors import ConfigError
 from synthtune.plugins.trl.settings import TrlTrainSettings
-from synthtune.plugins.trl.trainer import default_output_dir, fingerprint, train_sft
+from synthtune.plugins.trl.trainer import INSTALL_HINT, default_output_dir, fingerprint, train_sft
 
 BACKEND = "trl"
 
@@ -32,6 +33,18 @@ def _saved(job: TrainingJob) -> bool:
 @hookimpl
 def stage_settings(stage: str) -> type[BaseModel] | None:
     return {"train": TrlTrainSettings}.get(stage)
+
+
+@hookimpl
+def preflight(stage: str, settings: BaseModel) -> None:
+    """Before ``tune run --train`` spends anything: the ``local`` extra must be installed."""
+    import importlib.util
+
+    if stage != "train":
+        return
+    for module in ("torch", "transformers", "trl", "peft", "datasets"):
+        if importlib.util.find_spec(module) is None:
+            raise ConfigError(f"{INSTALL_HINT} ({module} is not installed)")
 
 
 @hookimpl

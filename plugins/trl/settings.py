@@ -6,7 +6,7 @@ This module imports nothing heavy, so presets and ``tune`` validate these settin
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 from synthtune.core import trust
@@ -15,6 +15,9 @@ from synthtune.core.settings import StageSettings
 
 class TrlTrainSettings(StageSettings):
     """Supervised fine-tuning with TRL's SFTTrainer, LoRA through PEFT by default."""
+
+    # Trains on the user's own hardware: estimates show no training dollars for it.
+    runs_locally: ClassVar[bool] = True
 
     model: str = Field(
         min_length=1, description="base model: a local folder or a Hugging Face model name (a causal LM)"
