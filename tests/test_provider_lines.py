@@ -81,3 +81,21 @@ def test_mixed_kinds_bad_json_and_bad_bytes(tmp_path: Path) -> None:
     latin.write_bytes(json.dumps(chat).encode() + b"\n\xff\xfe\n")
     with pytest.raises(DatasetRejected, match="not UTF-8"):
         check_file(latin, TOGETHER)
+
+
+def test_a_validation_file_too_small_for_the_provider_is_left_out(tmp_path: Path, caplog) -> None:
+    from synthtune.core.jobs.lines import usable_validation
+    from synthtune.core.models import DatasetFiles
+
+    chat = {"messages": [{"role": "user", "content": "u"}, {"role": "assistant", "content": "a"}]}
+    train = write(tmp_path / "train.jsonl", [chat] * 5)
+    small = DatasetFiles(train=train, valid=write(tmp_path / "valid.jsonl", [chat]))
+    usable_validation(small, FIREWORKS, "chat")
+    assert small.valid is None
+    assert "fewer than the 3 Fireworks needs for a validation file: training without one" in caplog.text
+    enough = DatasetFiles(train=train, valid=write(tmp_path / "valid3.jsonl", [chat] * 3))
+    usable_validation(enough, FIREWORKS, "chat")
+    assert enough.valid == tmp_path / "valid3.jsonl"
+    broken = DatasetFiles(train=train, valid=write(tmp_path / "bad.jsonl", [pair()]))
+    with pytest.raises(DatasetRejected, match="a preference line in a chat file"):
+        usable_validation(broken, FIREWORKS, "chat")

@@ -52,13 +52,16 @@ def test_run_with_train_on_together_uploads_creates_one_job_and_follows_it(
     result = cli(*RUN, *TOGETHER)
     assert result.exit_code == 0, result.output
     train = workdir / "runs" / "plot-generator" / "train.jsonl"
-    assert len(read_jsonl(train)) == 12
-    (file_id,) = fake_together.files
-    assert fake_together.file_content(file_id) == train.read_bytes()
-    assert fake_together.files[file_id]["purpose"] == "fine-tune"
+    valid = workdir / "runs" / "plot-generator" / "valid.jsonl"
+    # 12 records, and the preset's seeded 10% validation split: both files go to Together.
+    assert (len(read_jsonl(train)), len(read_jsonl(valid))) == (11, 1)
+    by_content = {fake_together.file_content(f): f for f in fake_together.files}
+    file_id, valid_id = by_content[train.read_bytes()], by_content[valid.read_bytes()]
+    assert {fake_together.files[f]["purpose"] for f in (file_id, valid_id)} == {"fine-tune"}
     (body,) = fake_together.job_requests
     assert body["model"] == "Qwen/Qwen3-8B" and body["n_epochs"] == 3 and body["suffix"] == "plot-generator"
     assert body["training_file"] == file_id
+    assert body["validation_file"] == valid_id and body["n_evals"] == 1
     assert body["training_method"] == {"method": "sft", "train_on_inputs": "auto"}
     assert "training_type" not in body  # Together's default: LoRA
     (job_id,) = fake_together.jobs
@@ -89,7 +92,7 @@ def test_run_with_train_on_together_uploads_creates_one_job_and_follows_it(
 
     again = cli(*RUN, *TOGETHER)
     assert again.exit_code == 0 and tuned in again.stdout
-    assert len(fake_together.job_requests) == 1 and len(fake_together.files) == 1  # nothing new
+    assert len(fake_together.job_requests) == 1 and len(fake_together.files) == 2  # nothing new
 
 
 def test_a_preference_file_trains_with_dpo(cli, fake_together: FakeTogether, workdir: Path) -> None:

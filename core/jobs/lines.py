@@ -10,6 +10,7 @@ examples counted, or raises :class:`DatasetRejected` naming the file, the line a
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,11 +116,14 @@ def _numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
         raise DatasetRejected(f"{path}: {error.strerror or error}") from None
 
 
-def check_file(path: Path, rules: LineRules, expect: Kind | None = None) -> tuple[Kind, int]:
+def check_file(
+    path: Path, rules: LineRules, expect: Kind | None = None, *, min_examples: int | None = None
+) -> tuple[Kind, int]:
     """(kind, examples) of ``path`` under ``rules``; raise DatasetRejected on the first problem.
 
     The kind is the first line's (``preference`` when it has ``preferred_output``) unless
-    ``expect`` is given; every line must be of that kind.
+    ``expect`` is given; every line must be of that kind. Fewer than ``min_examples`` examples
+    (default: the provider's minimum) is a problem too.
     """
     kind: Kind | None = expect
     count = 0
@@ -146,9 +150,27 @@ def check_file(path: Path, rules: LineRules, expect: Kind | None = None) -> tupl
         except _Bad as problem:
             raise DatasetRejected(f"{path}: line {number}: {problem} ({rules.provider} format)") from None
         count += 1
-    if count < rules.min_examples:
+    if count < (rules.min_examples if min_examples is None else min_examples):
         raise DatasetRejected(
             f"{path}: {count} example(s); {rules.provider} needs at least {rules.min_examples}; "
             "nothing was uploaded"
         )
     return kind or "chat", count
+
+
+def usable_validation(dataset: Any, rules: LineRules, kind: Kind) -> None:
+    """Check ``dataset.valid`` (a :class:`~synthtune.core.models.DatasetFiles`) against
+    ``rules``; one with fewer examples than the provider takes is left out, with a warning, and
+    the job trains without it (a small run's seeded split can hold one or two lines)."""
+    if dataset.valid is None:
+        return
+    _, count = check_file(dataset.valid, rules, expect=kind, min_examples=0)
+    if count < rules.min_examples:
+        logging.getLogger("synthtune").warning(
+            "%s: %d example(s), fewer than the %d %s needs for a validation file: training without one",
+            dataset.valid,
+            count,
+            rules.min_examples,
+            rules.provider,
+        )
+        dataset.valid = None

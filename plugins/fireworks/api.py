@@ -36,7 +36,7 @@ from typing import Any, Literal
 from synthtune.core.errors import ConfigError
 from synthtune.core.jobs.hosted import HostedTrainer, sha256_of
 from synthtune.core.jobs.http import ProviderHTTP, ProviderRefused
-from synthtune.core.jobs.lines import DatasetRejected, LineRules, check_file
+from synthtune.core.jobs.lines import DatasetRejected, LineRules, check_file, usable_validation
 from synthtune.core.jobs.models import JobEvent, JobRecord, JobSnapshot, TryHint
 from synthtune.core.models import DatasetFiles
 from synthtune.plugins.fireworks.settings import (
@@ -174,7 +174,7 @@ class FireworksClient(HostedTrainer):
                     f"{dataset.valid}: Fireworks DPO jobs take no evaluation dataset; train without "
                     "a validation file ([output] valid_fraction = 0)"
                 )
-            check_file(dataset.valid, RULES, expect=kind)
+            usable_validation(dataset, RULES, kind)
         return kind
 
     def upload(self, path: Path, role: Literal["train", "valid"], kind: str) -> str:

@@ -28,7 +28,7 @@ from typing import Any, Literal
 from synthtune.core.errors import ConfigError
 from synthtune.core.jobs.hosted import HostedTrainer
 from synthtune.core.jobs.http import ProviderHTTP
-from synthtune.core.jobs.lines import LineRules, check_file
+from synthtune.core.jobs.lines import LineRules, check_file, usable_validation
 from synthtune.core.jobs.models import JobEvent, JobRecord, JobSnapshot, TryHint
 from synthtune.core.models import DatasetFiles
 from synthtune.plugins.together.settings import (
@@ -122,8 +122,7 @@ class TogetherClient(HostedTrainer):
 
     def check(self, dataset: DatasetFiles) -> Literal["chat", "preference"]:
         kind, _ = check_file(dataset.train, RULES)
-        if dataset.valid is not None:
-            check_file(dataset.valid, RULES, expect=kind)
+        usable_validation(dataset, RULES, kind)
         return kind
 
     def upload(self, path: Path, role: Literal["train", "valid"], kind: str) -> str:
