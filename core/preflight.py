@@ -104,7 +104,10 @@ def check_run(
 ) -> None:
     """Everything ``tune run`` checks before the estimate and the spend prompt; a ConfigError
     (one line) when the run cannot start. Writes nothing."""
+    from synthtune.core.runlock import check_not_busy
+
     check_writable(out_dir, "output folder", folder=True)
+    check_not_busy(store_file, out_dir)
     check_writable(store_file, "run store", folder=False)
     check_out_dir(out_dir, dataset_definition(preset, limit), force=force)
     try:

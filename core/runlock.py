@@ -105,3 +105,22 @@ def hold_run_locks(store: Path, out_dir: Path) -> Iterator[None]:
     finally:
         for lock in reversed(taken):
             lock.release()
+
+
+def check_not_busy(store: Path, out_dir: Path) -> None:
+    """BusyError when another run holds the run store's or the output folder's lock now.
+
+    Made before the checks that ask a server and before the spend prompt, so a second run stops
+    at once (exit 4) instead of timing out on a server the first run keeps busy. Creates nothing:
+    a lock file that does not exist is held by no one. The locks themselves are taken later,
+    by :func:`hold_run_locks`."""
+    if fcntl is None:
+        return
+    for path, what in (
+        (store_lock_path(store), f"run store {store}"),
+        (out_dir / OUT_LOCK_NAME, f"output folder {out_dir}"),
+    ):
+        if path.is_file():
+            lock = FileLock(path, what)
+            lock.acquire()
+            lock.release()

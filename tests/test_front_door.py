@@ -23,7 +23,7 @@ from synthtune.core.models import TrainingJob
 from synthtune.core.plugins import PluginHost
 from synthtune.core.presets import load_preset
 from synthtune.core.testing import FakeOpenAI
-from synthtune.plugins.reddit import RedditClient, RedditError, RedditSourceSettings
+from synthtune.plugins.reddit import Credentials, RedditClient, RedditError, RedditSourceSettings
 
 TUNE = Path(sys.executable).parent / "tune"
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -95,17 +95,27 @@ def test_a_closed_pipe_ends_the_command_quietly_with_exit_code_0(workdir: Path) 
 def test_each_retry_to_an_unreachable_host_shows_a_status_line(caplog: pytest.LogCaptureFixture) -> None:
     sleeps: list[float] = []
 
-    def unreachable(url: str, headers: dict[str, str], timeout: float) -> Any:
+    def unreachable(method: str, url: str, headers: dict[str, str], body: Any, timeout: float) -> Any:
         raise urllib.error.URLError("[Errno -2] Name or service not known")
 
-    settings = RedditSourceSettings(base_url="https://reddit.test", min_interval=0.0, max_retries=2)
-    client = RedditClient(settings, {}.get, {}.__setitem__, fetch=unreachable, sleep=sleeps.append)
+    settings = RedditSourceSettings(
+        base_url="https://reddit.test", auth_url="https://reddit.test", username="someone", max_retries=2
+    )
+    client = RedditClient(
+        settings,
+        {}.get,
+        {}.__setitem__,
+        credentials=Credentials("app-id", "app-secret"),
+        fetch=unreachable,
+        sleep=sleeps.append,
+    )
     with caplog.at_level(logging.WARNING, logger="synthtune"), pytest.raises(RedditError):
-        client.get_json("/r/x/top/.json")
+        client.get_json("/r/x/top")
     lines = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(lines) == len(sleeps) == 2  # one line before each wait
+    # The first request is the token's.
     assert lines[0].startswith(
-        "reddit: cannot reach https://reddit.test/r/x/top/.json ([Errno -2] Name or service not known); "
+        "reddit: cannot reach https://reddit.test/api/v1/access_token ([Errno -2] Name or service not known); "
     )
     assert re.search(r"; retry 1 of 2 in \d+\.\ds$", lines[0]) and "retry 2 of 2" in lines[1]
 
@@ -117,7 +127,9 @@ def test_the_status_line_reaches_the_terminal_before_the_wait(fake_openai: FakeO
         port = probe.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
     env["OPENAI_BASE_URL"] = fake_openai.base_url
-    settings = [f"source.base_url=http://127.0.0.1:{port}", "source.max_retries=1", "source.min_interval=0.1"]
+    env.update(REDDIT_CLIENT_ID="app-id", REDDIT_CLIENT_SECRET="app-secret", REDDIT_USERNAME="someone")
+    unreachable = f"http://127.0.0.1:{port}"
+    settings = [f"source.base_url={unreachable}", f"source.auth_url={unreachable}", "source.max_retries=1"]
     result = subprocess.run(
         [str(TUNE), "run", "--preset", "writing-coach", "--yes", *[f"--set={s}" for s in settings]],
         capture_output=True,
@@ -129,7 +141,7 @@ def test_the_status_line_reaches_the_terminal_before_the_wait(fake_openai: FakeO
     lines = result.stderr.splitlines()
     assert result.returncode != 0
     assert re.match(
-        rf"reddit: cannot reach http://127.0.0.1:{port}/r/WritingPrompts/.*; retry 1 of 1 in", lines[0]
+        rf"reddit: cannot reach http://127.0.0.1:{port}/api/v1/access_token .*; retry 1 of 1 in", lines[0]
     )
     assert lines[-1].startswith("error: ") and "cannot reach" in lines[-1]
 
@@ -157,7 +169,7 @@ def test_jobs_list_local_lists_every_trainers_jobs(cli_for, workdir: Path, host:
         listed = cli_for(host)("jobs", "list", "--local")
         as_json = cli_for(host)("jobs", "list", "--local", "--json")
     assert listed.exit_code == 0, listed.output
-    assert re.match(r"local:models/tiny +succeeded +tiny-llama +models/tiny +\d{4}-", listed.stdout)
+    assert re.match(r"local:models/tiny +local-probe +succeeded +tiny-llama +models/tiny +\d{4}-", listed.stdout)
     assert json.loads(as_json.stdout)[0]["backend"] == "local-probe"
 
 

@@ -259,6 +259,9 @@ def test_any_task_can_read_a_dataset(cli, fake_openai: FakeOpenAI, workdir: Path
         '[[filter]]\nplugin = "question-generator"\n'
         '[format]\nplugin = "question-generator"\n'
     )
+    fake_openai.responder = lambda body: (
+        "What failed?\nWhen did the wall fail?\nWho repairs it?\nHow much will it cost?\nWhy now?"
+    )
     result = cli("run", "--preset", str(preset), "--yes")
     assert result.exit_code == 0, result.output
     assert fake_openai.chat_count == 3
@@ -267,7 +270,7 @@ def test_any_task_can_read_a_dataset(cli, fake_openai: FakeOpenAI, workdir: Path
 
 
 def test_the_preset_reads_euclaise_writingprompts_curated(cli) -> None:
-    shown = cli("presets", "show", "writing-coach-hf")
+    shown = cli("presets", "show", "writing-coach-hf", "--json")
     assert shown.exit_code == 0, shown.output
     source = json.loads(shown.stdout)["source"]
     assert source["plugin"] == "hf-datasets" and source["dataset"] == "euclaise/WritingPrompts_curated"

@@ -145,9 +145,10 @@ def test_tune_jobs_reaches_a_registered_backend(
 
 
 def test_clashes_and_non_backends_are_warnings(host: PluginHost, cli_for, workdir: Path) -> None:
+    RunStore(workdir / "synthtune.db").close()  # `jobs list --local` reads the run store
     with host.registered(ScriptedTrainer(), "scripted"), host.registered(Impostor(), "impostor"):
         result = cli_for(host)("jobs", "list", "--local")
-        assert result.exit_code == 0
+        assert result.exit_code == 0, result.output
         clashes = [line for line in result.stderr.splitlines() if "ignored: already registered" in line]
         assert len(clashes) == 1 and "job backend 'scripted' of plugin" in clashes[0]
         assert "plugin 'impostor' registered a job backend that is not a JobBackend" in result.stderr

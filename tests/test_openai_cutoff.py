@@ -87,8 +87,9 @@ def test_run_train_after_the_cutoff_keeps_the_dataset_and_another_trainer_takes_
     assert refused.exit_code == 1
     (line,) = error_lines(refused)
     assert "OpenAI stopped accepting new fine-tuning jobs on 2027-01-06" in line and ALTERNATIVES in line
-    train = workdir / "runs" / "plot-generator" / "train.jsonl"
-    assert len(train.read_text().splitlines()) == 12  # the dataset is there
+    out = workdir / "runs" / "plot-generator"
+    lines = [len((out / name).read_text().splitlines()) for name in ("train.jsonl", "valid.jsonl")]
+    assert sum(lines) == 12 and lines[1] >= 1  # the dataset is there, with its validation split
     assert fake_openai.files == {}
     chats = fake_openai.chat_count
     moved = cli(*RUN, "--set", "train.plugin=together")

@@ -211,8 +211,8 @@ def test_an_unreachable_server_is_one_line_before_any_request(cli, workdir: Path
     with patched_env(OPENAI_BASE_URL=f"http://127.0.0.1:{_closed_port()}/v1"):
         result = cli("run", "--preset", "plot-generator", "--limit", "1", "--yes")
     assert result.exit_code == 2
-    assert result.output.startswith("error: generate.base_url: cannot reach http://127.0.0.1:")
-    assert "start the server" in result.output and len(result.output.strip().splitlines()) == 1
+    assert result.output.startswith("error: generate.base_url: cannot reach the server at http://127.0.0.1:")
+    assert "connection refused" in result.output and "is the server running" in result.output and len(result.output.strip().splitlines()) == 1
 
 
 def test_a_run_answered_from_the_store_goes_on_while_the_server_is_down(

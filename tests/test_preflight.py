@@ -61,7 +61,7 @@ def test_a_refused_key_is_reported_without_the_key(
 
 
 def test_a_closed_port_is_reported(closed_port: int) -> None:
-    with pytest.raises(ConfigError, match=rf"cannot reach http://127.0.0.1:{closed_port}/v1 \(.*refused"):
+    with pytest.raises(ConfigError, match=rf"cannot reach the server at http://127.0.0.1:{closed_port}/v1: connection refused"):
         check_endpoint(f"http://127.0.0.1:{closed_port}/v1", "OPENAI_API_KEY")
 
 
@@ -76,7 +76,9 @@ def test_run_against_an_unreachable_server_stops_before_the_estimate(
     monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{closed_port}/v1")
     result = cli("run", "--preset", "plot-generator", "--limit", "3")  # no --yes, no terminal
     assert result.exit_code == 2
-    assert result.stderr.startswith(f"error: cannot reach http://127.0.0.1:{closed_port}/v1")
+    assert result.stderr.startswith(
+        f"error: generate.base_url: cannot reach the server at http://127.0.0.1:{closed_port}/v1"
+    )
     assert result.stdout == ""
     assert list(workdir.iterdir()) == []
 

@@ -68,12 +68,14 @@ def test_limit_5_with_credentials_fetches_with_a_token_within_the_budget(
     assert STORY_IDS[:5] == ["lamp01", "tide02", "clock04", "fox03", "log05"]
 
 
-def test_without_credentials_one_line_and_exit_2_before_any_request(tmp_path: Path) -> None:
+def test_without_credentials_one_line_and_exit_2_before_any_request(
+    tmp_path: Path, fake_openai: FakeOpenAI
+) -> None:
     # In-process CLI tests may have set SYNTHTUNE_TRACEBACK in this process (`tune --traceback`).
     dropped = ("REDDIT_", "OPENAI_", "SYNTHTUNE_TRACEBACK", "SYNTHTUNE_STORE", "SYNTHTUNE_LOAD_PLUGINS")
     env = {k: v for k, v in os.environ.items() if not k.startswith(dropped)}
     env.update(
-        OPENAI_API_KEY="sk-test", OPENAI_BASE_URL="http://127.0.0.1:9/v1", SYNTHTUNE_PRESETS_DIR=str(tmp_path)
+        OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=fake_openai.base_url, SYNTHTUNE_PRESETS_DIR=str(tmp_path)
     )
     with FakeReddit() as reddit:
         result = tune(*run_args(reddit, "--limit", "5"), env=env, cwd=tmp_path)
@@ -84,6 +86,7 @@ def test_without_credentials_one_line_and_exit_2_before_any_request(tmp_path: Pa
     for expected in ("403 since May 2026", "OAuth app", "writing-coach-dump", "writing-coach-hf", "README"):
         assert expected in lines[0]
     assert reddit.request_count == 0
+    assert fake_openai.chat_count == 0
 
 
 def test_a_403_from_the_api_is_one_line(

@@ -108,13 +108,14 @@ def server(responder: Any = None, **kwargs: Any) -> FakeOpenAI:
 def test_a_refused_port_stops_the_run_with_one_line(workdir: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}/v1"
     result = tune(*run_args(20), cwd=workdir, env={"OPENAI_BASE_URL": url})
-    assert_one_line(result, EXIT_FAILED, f"cannot reach the server at {url}", "connection refused")
+    # Found by the check before the run (exit 2, nothing started): see tests/test_preflight.py.
+    assert_one_line(result, EXIT_BAD_INPUT, f"cannot reach the server at {url}", "connection refused")
 
 
 def test_an_unknown_host_stops_the_run_with_one_line(cli: Any, workdir: Path, names: None) -> None:
     result = cli(*run_args(20, "--set", "generate.base_url=http://nowhere.invalid/v1"))
     assert_one_line(
-        result, EXIT_FAILED, "cannot reach the server at http://nowhere.invalid/v1", "unknown host"
+        result, EXIT_BAD_INPUT, "cannot reach the server at http://nowhere.invalid/v1", "unknown host"
     )
 
 
@@ -123,7 +124,7 @@ def test_tls_to_a_plain_http_server_stops_at_once(
 ) -> None:
     monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url.replace("http://", "https://"))
     result = cli(*run_args(20))
-    assert_one_line(result, EXIT_FAILED, "cannot reach the server", "TLS handshake failed")
+    assert_one_line(result, EXIT_BAD_INPUT, "cannot reach the server", "TLS handshake failed")
 
 
 def test_base_url_that_is_not_a_url_is_bad_input(cli: Any, workdir: Path) -> None:
@@ -373,8 +374,8 @@ plugin = "plot-generator"
 """
 
 
-def write_preset(folder: Path, name: str = "shared", generate: str = "") -> Path:
-    path = folder / "shared.toml"
+def write_preset(folder: Path, name: str = "checked", generate: str = "") -> Path:
+    path = folder / "checked.toml"
     path.write_text(PRESET.format(name=name, generate=generate))
     return path
 
@@ -425,7 +426,7 @@ def test_a_preset_sending_the_key_to_an_unknown_host_needs_yes(
     assert fake_openai.chat_count == 0
     sent = cli("run", "--preset", str(preset), "--yes")
     assert sent.exit_code == 0, sent.output
-    assert "warning: preset 'shared' sends your $OPENAI_API_KEY to models.example.test" in sent.output
+    assert "warning: preset 'checked' sends your $OPENAI_API_KEY to models.example.test" in sent.output
     assert fake_openai.chat_count == 3
     # this machine, or the user's own OPENAI_BASE_URL, need no question
     local = write_preset(workdir, generate=f'base_url = "{fake_openai.base_url}"')

@@ -157,35 +157,41 @@ def _reddit_context(limit: int | None) -> RunContext:
     )
 
 
-def _walk(limit: int | None) -> tuple[list[Record], list[str]]:
+def _walk(limit: int | None, monkeypatch: pytest.MonkeyPatch) -> tuple[list[Record], list[str]]:
     """The records of the reddit source and the paths the stand-in was asked for."""
     with FakeReddit() as reddit:
-        settings = RedditSourceSettings(base_url=reddit.base_url, min_interval=0.0)
+        for name, value in reddit.env().items():
+            monkeypatch.setenv(name, value)
+        settings = RedditSourceSettings(base_url=reddit.base_url, auth_url=reddit.base_url)
         records = list(reddit_source(settings, _reddit_context(limit)))  # drained to the end
         return records, reddit.paths()
 
 
-def test_reddit_stops_downloading_once_the_limit_is_met() -> None:
-    everything, all_paths = _walk(None)
-    limited, paths = _walk(3)
+def test_reddit_stops_downloading_once_the_limit_is_met(monkeypatch: pytest.MonkeyPatch) -> None:
+    everything, all_paths = _walk(None, monkeypatch)
+    limited, paths = _walk(3, monkeypatch)
     assert [r.id for r in limited] == [r.id for r in everything[:3]]
     # Exactly the downloads an unlimited walk makes up to the thread of the third story.
-    third_thread = next(i for i, p in enumerate(all_paths) if f"/comments/{limited[2].data['post_id']}/" in p)
+    third_thread = next(i for i, p in enumerate(all_paths) if f"/comments/{limited[2].data['post_id']}/" in p + "/")
     assert paths == all_paths[: third_thread + 1]
     assert len(paths) < len(all_paths)
 
 
-def test_a_writing_coach_run_with_limit_3_downloads_no_more_than_it_needs() -> None:
-    everything, all_paths = _walk(None)
+def test_a_writing_coach_run_with_limit_3_downloads_no_more_than_it_needs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    everything, all_paths = _walk(None, monkeypatch)
     with FakeReddit() as reddit:
+        for name, value in reddit.env().items():
+            monkeypatch.setenv(name, value)
         out = run_preset(
             "writing-coach",
             limit=3,
-            overrides=[f"source.base_url={reddit.base_url}", "source.min_interval=0"],
+            overrides=[f"source.base_url={reddit.base_url}", f"source.auth_url={reddit.base_url}"],
         )
         paths = reddit.paths()
     assert out.report["records"] == 3
     third_thread = next(
-        i for i, p in enumerate(all_paths) if f"/comments/{everything[2].data['post_id']}/" in p
+        i for i, p in enumerate(all_paths) if f"/comments/{everything[2].data['post_id']}/" in p + "/"
     )
     assert paths == all_paths[: third_thread + 1]

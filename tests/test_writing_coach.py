@@ -460,7 +460,7 @@ def test_preset_is_listed_with_its_description(cli) -> None:
     assert listed.exit_code == 0, listed.output
     line = next(line for line in listed.output.splitlines() if "writing-coach" in line)
     assert "Compliment-sandwich feedback" in line
-    shown = cli("presets", "show", "writing-coach")
+    shown = cli("presets", "show", "writing-coach", "--json")
     assert shown.exit_code == 0, shown.output
     for expected in ("reddit", "WritingPrompts", "max_story_tokens", "PROFESSIONAL FEEDBACK:"):
         assert expected in shown.output

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -171,7 +172,7 @@ def _get(url: str, key: str | None, timeout: float) -> tuple[int, dict[str, str]
         status, headers, raw = error.code, error.headers, error.read()
     except (urllib.error.URLError, TimeoutError, OSError) as error:
         reason = getattr(error, "reason", error)
-        raise ProbeError(f"cannot reach {url}: {reason}") from None
+        raise ProbeError(f"cannot reach {url}: {reason}") from error  # the cause says why
     try:
         body = json.loads(raw) if raw else None
     except ValueError:
@@ -226,7 +227,7 @@ def detect(
     if setting == "openai" or (setting == "auto" and is_openai_host(base_url)):
         return ServerInfo(kind="openai", software="openai", host=host, model_id=model)
     assert base_url is not None  # the default base URL is OpenAI's
-    status, headers, body = _get(base_url.rstrip("/") + "/models", key, timeout)
+    status, headers, body = get_models(base_url, key, timeout)
     data = body.get("data") if isinstance(body, dict) and status == 200 else None
     entries = [d for d in data if isinstance(d, dict)] if isinstance(data, list) else []
     ids = [str(d["id"]) for d in entries if d.get("id")]
@@ -251,6 +252,31 @@ def detect(
         model_id=served_model(model, ids),
         slots=slots,
     )
+
+
+# The answer to the run's check before it starts (plugins/openai/preflight.py), kept so that
+# server detection a moment later does not ask the same GET /models again. Used once, and only
+# while fresh; in memory only (the key is part of the lookup, never stored).
+_FRESH_FOR = 60.0
+_checked: dict[tuple[str, str | None], tuple[float, tuple[int, dict[str, str], Any]]] = {}
+
+
+def get_models(
+    base_url: str, key: str | None, timeout: float, *, keep: bool = False
+) -> tuple[int, dict[str, str], Any]:
+    """``GET {base_url}/models`` (see :func:`_get`). With ``keep``, the answer is kept for the
+    next call; a call without it uses a kept answer (once, if under a minute old)."""
+    from synthtune.plugins.openai.client import PLACEHOLDER_KEY
+
+    url = base_url.rstrip("/") + "/models"
+    memo = (url, None if key == PLACEHOLDER_KEY else key)  # no key and the placeholder: the same
+    kept = _checked.pop(memo, None)
+    if kept is not None and not keep and time.monotonic() - kept[0] < _FRESH_FOR:
+        return kept[1]
+    answer = _get(url, key, timeout)
+    if keep:
+        _checked[memo] = (time.monotonic(), answer)
+    return answer
 
 
 def _probe_quietly(url: str, key: str | None, timeout: float) -> tuple[int, dict[str, str], Any]:
