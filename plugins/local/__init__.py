@@ -41,3 +41,16 @@ def local_endpoint(settings: LocalGenerateSettings, context: RunContext) -> Endp
     from synthtune.plugins.local.endpoint import endpoint
 
     return endpoint(settings)
+
+
+@hookimpl
+def preflight(stage: str, settings: BaseModel) -> None:
+    """Before ``tune run`` writes anything: the model file is there and is a GGUF, llama-cpp-python
+    is installed and the model fits in memory (what :func:`local_endpoint` checks)."""
+    if stage != "generate":
+        return
+    from synthtune.plugins.local.endpoint import endpoint
+    from synthtune.plugins.local.settings import LocalGenerateSettings
+
+    assert isinstance(settings, LocalGenerateSettings)
+    endpoint(settings)
