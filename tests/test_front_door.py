@@ -169,7 +169,9 @@ def test_jobs_list_local_lists_every_trainers_jobs(cli_for, workdir: Path, host:
         listed = cli_for(host)("jobs", "list", "--local")
         as_json = cli_for(host)("jobs", "list", "--local", "--json")
     assert listed.exit_code == 0, listed.output
-    assert re.match(r"local:models/tiny +local-probe +succeeded +tiny-llama +models/tiny +\d{4}-", listed.stdout)
+    assert re.match(
+        r"local:models/tiny +local-probe +succeeded +tiny-llama +models/tiny +\d{4}-", listed.stdout
+    )
     assert json.loads(as_json.stdout)[0]["backend"] == "local-probe"
 
 

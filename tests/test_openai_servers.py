@@ -212,7 +212,11 @@ def test_an_unreachable_server_is_one_line_before_any_request(cli, workdir: Path
         result = cli("run", "--preset", "plot-generator", "--limit", "1", "--yes")
     assert result.exit_code == 2
     assert result.output.startswith("error: generate.base_url: cannot reach the server at http://127.0.0.1:")
-    assert "connection refused" in result.output and "is the server running" in result.output and len(result.output.strip().splitlines()) == 1
+    assert (
+        "connection refused" in result.output
+        and "is the server running" in result.output
+        and len(result.output.strip().splitlines()) == 1
+    )
 
 
 def test_a_run_answered_from_the_store_goes_on_while_the_server_is_down(

@@ -61,7 +61,10 @@ def test_a_refused_key_is_reported_without_the_key(
 
 
 def test_a_closed_port_is_reported(closed_port: int) -> None:
-    with pytest.raises(ConfigError, match=rf"cannot reach the server at http://127.0.0.1:{closed_port}/v1: connection refused"):
+    with pytest.raises(
+        ConfigError,
+        match=rf"cannot reach the server at http://127.0.0.1:{closed_port}/v1: connection refused",
+    ):
         check_endpoint(f"http://127.0.0.1:{closed_port}/v1", "OPENAI_API_KEY")
 
 

@@ -172,7 +172,9 @@ def test_reddit_stops_downloading_once_the_limit_is_met(monkeypatch: pytest.Monk
     limited, paths = _walk(3, monkeypatch)
     assert [r.id for r in limited] == [r.id for r in everything[:3]]
     # Exactly the downloads an unlimited walk makes up to the thread of the third story.
-    third_thread = next(i for i, p in enumerate(all_paths) if f"/comments/{limited[2].data['post_id']}/" in p + "/")
+    third_thread = next(
+        i for i, p in enumerate(all_paths) if f"/comments/{limited[2].data['post_id']}/" in p + "/"
+    )
     assert paths == all_paths[: third_thread + 1]
     assert len(paths) < len(all_paths)
 
