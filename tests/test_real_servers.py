@@ -115,9 +115,14 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServ
         server.stop()
 
 
-def run(cli, *args: str) -> dict:
+def run(cli, *args: str, quality_filtered: bool = False) -> dict:
+    """The run's report. With ``quality_filtered``, a 135M model's answers may all fail the
+    preset's quality filters (agent-chat's grounding and fields): the run then ends with exit 1
+    and "the dataset is empty", which is the product's answer to that, and the mechanics are
+    still checked from the report."""
     result = cli("run", *args, "--yes")
-    assert result.exit_code == 0, result.output
+    empty = result.exit_code == 1 and "error: the dataset is empty: the filters dropped all" in result.output
+    assert result.exit_code == 0 or (quality_filtered and empty), result.output
     out = Path(args[args.index("--out") + 1])
     return json.loads((out / "report.json").read_text())
 
@@ -168,12 +173,13 @@ def test_plot_generator_and_agent_chat_on_llama_cpp_python_server(
         plot = run(cli, "--preset", "plot-generator", "--limit", "2", *PLOT, "--out", str(workdir / "plot"))
         agent = run(
             cli, "--preset", "agent-chat", "--limit", "2", *AGENT, "--set", "generate.concurrency=1",
-            "--out", str(workdir / "agent"),
+            "--out", str(workdir / "agent"), quality_filtered=True,
         )  # fmt: skip
         sent = llama_server.posts() - before
         rerun = run(
-            cli, "--preset", "agent-chat", "--limit", "2", *AGENT, "--out", str(workdir / "agent-again")
-        )
+            cli, "--preset", "agent-chat", "--limit", "2", *AGENT, "--out", str(workdir / "agent-again"),
+            quality_filtered=True,
+        )  # fmt: skip
     check_plot_dataset(cli, workdir / "plot", plot)
     assert plot["endpoint"] == "llamacpp@127.0.0.1/SmolLM2-135M-Instruct.Q4_1.gguf"
     assert plot["cost_usd"] is None and plot["usage"]["completion_tokens"] > 0
@@ -194,7 +200,7 @@ def test_an_unrecognised_server_refusing_json_schema_is_asked_once_then_never_ag
         report = run(
             cli, "--preset", "agent-chat", "--limit", "2", *AGENT,
             "--set", "generate.server=other", "--set", "generate.token_limit_field=max_tokens",
-            "--set", "generate.concurrency=1", "--out", str(workdir / "other"),
+            "--set", "generate.concurrency=1", "--out", str(workdir / "other"), quality_filtered=True,
         )  # fmt: skip
     sent = llama_server.posts() - before
     assert report["failed"] == 0 and report["generated"] == 2
@@ -215,11 +221,13 @@ def test_the_same_presets_run_in_process_with_the_local_plugin(cli, workdir: Pat
             cli, "--preset", "plot-generator", "--limit", "2", *PLOT, *local, "--out", str(workdir / "plot")
         )
         agent = run(
-            cli, "--preset", "agent-chat", "--limit", "2", *AGENT, *local, "--out", str(workdir / "agent")
-        )
+            cli, "--preset", "agent-chat", "--limit", "2", *AGENT, *local, "--out", str(workdir / "agent"),
+            quality_filtered=True,
+        )  # fmt: skip
         again = run(
-            cli, "--preset", "agent-chat", "--limit", "2", *AGENT, *local, "--out", str(workdir / "again")
-        )
+            cli, "--preset", "agent-chat", "--limit", "2", *AGENT, *local, "--out", str(workdir / "again"),
+            quality_filtered=True,
+        )  # fmt: skip
     check_plot_dataset(cli, workdir / "plot", plot)
     size = os.path.getsize(smollm2_path())
     assert plot["endpoint"] == f"local/SmolLM2-135M-Instruct.Q4_1.gguf/{size}"
