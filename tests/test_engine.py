@@ -285,3 +285,18 @@ def test_scores_reach_the_store_rejected_lines_and_the_html_report(
     assert shown.exit_code == EXIT_OK, shown.output
     page = html.read_text()
     assert 'class="hist scores" data-filter="chain"' in page and "chain calls" in page
+
+
+def test_batch_mode_refuses_chain_steps_with_one_line(
+    chain_cli: Any, fake_openai: FakeOpenAI, workdir: Path
+) -> None:
+    preset = write_preset(workdir)
+    batch = ["--set", "generate.mode=batch", "--set", "generate.batch_poll_interval=0.02"]
+    result = chain_cli("run", "--preset", str(preset), "--yes", *batch)
+    assert result.exit_code == 1, result.output
+    assert "in batch mode" in result.output and "Traceback" not in result.output
+    assert fake_openai.batch_count == 1 and fake_openai.chat_count == 0  # no chain step was sent
+    # Nothing paid for is lost: the batch's answers are in the store for an online rerun.
+    online = chain_cli("run", "--preset", str(preset), "--yes")
+    assert online.exit_code == EXIT_OK, online.output
+    assert fake_openai.chat_count == 12  # critique and revise only
