@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from synthtune.core.endpoint import Endpoint, endpoint_for
-from synthtune.core.engine import NO_ANSWER, Engine, Waiting
+from synthtune.core.engine import NO_ANSWER, Engine, Waiting, answered_text
 from synthtune.core.errors import ConfigError, GenerationError
 from synthtune.core.failfast import FailFast
 from synthtune.core.models import (
@@ -37,6 +37,7 @@ from synthtune.core.models import (
     RunContext,
     Sample,
     TrainingExample,
+    Usage,
     Verdict,
 )
 from synthtune.core.outputs import write_outputs
@@ -488,7 +489,15 @@ class Pipeline:
             if reason is None:
                 self.stats.recovered += 1
         kept = reason is None
-        self._store_sample(seq, record, request, sample.generation, sample, verdicts, kept)
+        measured = sample.generation
+        if sample.text != measured.text and (answer := answered_text(sample.text)) is not None:
+            # The text is a chain step's answer (a revision): its tokens are that answer's, as
+            # the server counted them, and the request's are the sample's own.
+            usage = Usage(
+                prompt_tokens=measured.usage.prompt_tokens, completion_tokens=answer.usage.completion_tokens
+            )
+            measured = measured.model_copy(update={"text": answer.text, "usage": usage})
+        self._store_sample(seq, record, request, sample.generation, sample, verdicts, kept, measured)
         if not kept:
             self._progress()
             return
@@ -548,10 +557,11 @@ class Pipeline:
         sample: Sample,
         verdicts: list[tuple[str, bool, str | None, float | None, str | None]],
         kept: bool,
+        measured: GenerationOutcome | None = None,
     ) -> None:
         stored_text = None if sample.text == outcome.text else sample.text  # kept once
         self.store.put_sample(self.run_id, seq, outcome.key, record.id, verdicts, stored_text)
-        self.measures.observe(self.run_id, seq, request, outcome, sample.text)
+        self.measures.observe(self.run_id, seq, request, measured or outcome, sample.text)
         if kept:
             self.stats.kept += 1
 
@@ -675,6 +685,7 @@ class Pipeline:
                     waiting.record_id,
                     request_json=waiting.request.model_dump_json(exclude={"key"}),
                 )
+            self.measures.finish()
             report = self._report(status, time.monotonic() - started)
             self.store.finish_run(self.run_id, status, report)
             # Hand the frozen objects back to the collector: a process may run many pipelines.
