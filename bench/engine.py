@@ -183,7 +183,7 @@ def plot(n: int, concurrency: int, latency: float, repeat: int) -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 args = [
                     str(TUNE), "run", "--preset", "plot-generator", "--limit", str(n), "--yes",
-                    "--set", f"generate.concurrency={concurrency}",
+                    "--set", f"source.count={n}", "--set", f"generate.concurrency={concurrency}",
                     "--store", str(Path(tmp) / "bench.db"), "--out", str(Path(tmp) / "out"),
                 ]  # fmt: skip
                 before = server.stats()["requests"]
