@@ -708,10 +708,10 @@ class Pipeline:
         feed = _Prepended(first, engine)
         outcomes = call(requests=feed, settings=choice.settings, context=self._context(choice.plugin))
         try:
+            # A plugin error in an async hook (engine.error) ends the stream: the backend sends
+            # nothing more but hands over what is in flight, so every answer paid for is kept.
             async for outcome in outcomes:
                 self._on_outcome(outcome)
-                if engine.error is not None:
-                    break
         finally:  # stopped early (fail-fast, Ctrl-C): close the backend now, not at loop shutdown
             engine.closed = True
             aclose = getattr(outcomes, "aclose", None)
