@@ -30,7 +30,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -95,7 +94,7 @@ plugin = "chain"
 """
 '''
 
-CHAIN_CHILD = '''
+CHAIN_CHILD = """
 import asyncio, json, sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
@@ -120,7 +119,7 @@ store.close()
 r = result.report
 print(json.dumps({"wall": wall, "generated": r["generated"], "failed": r["failed"],
                   "kept": r["kept"], "steps": r["steps"]}))
-'''
+"""
 
 
 def _env(url: str | None = None) -> dict[str, str]:
@@ -177,7 +176,13 @@ def plot(n: int, concurrency: int, latency: float, repeat: int) -> None:
     with Server(latency=latency) as server:
         for _ in range(repeat):
             bare = child(
-                {"mode": "bare-aiohttp", "url": server.url, "n": n, "concurrency": concurrency, "max_tokens": 500}
+                {
+                    "mode": "bare-aiohttp",
+                    "url": server.url,
+                    "n": n,
+                    "concurrency": concurrency,
+                    "max_tokens": 500,
+                }
             )
             bare_rps.append(n / bare["wall"])
             with tempfile.TemporaryDirectory() as tmp:
@@ -201,7 +206,8 @@ def plot(n: int, concurrency: int, latency: float, repeat: int) -> None:
     t, w, b = (statistics.median(v) for v in (tune_rps, tune_wall_rps, bare_rps))
     print(f"\n[plot] tune run --preset plot-generator, {n} requests, {latency * 1000:.0f} ms, c{concurrency}")
     print(f"  tune run (run's own clock)   {t:8.1f} req/s  (runs: {', '.join(f'{v:.1f}' for v in tune_rps)})")
-    print(f"  tune run (process wall)      {w:8.1f} req/s  (runs: {', '.join(f'{v:.1f}' for v in tune_wall_rps)})")
+    walls = ", ".join(f"{v:.1f}" for v in tune_wall_rps)
+    print(f"  tune run (process wall)      {w:8.1f} req/s  (runs: {walls})")
     print(f"  bare aiohttp                 {b:8.1f} req/s  (runs: {', '.join(f'{v:.1f}' for v in bare_rps)})")
     print(f"  bound                        {concurrency / latency:8.1f} req/s")
     print(f"  tune/bare: run clock {t / b:.3f}, process wall {w / b:.3f}  (target >= 0.9)")
