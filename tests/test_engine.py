@@ -318,3 +318,18 @@ def test_a_bug_in_an_async_filter_stops_the_run_with_one_line(
     assert again.exit_code == EXIT_OK, again.output
     assert fake_openai.answered_twice() == [] and fake_openai.chat_count == 18
     assert "steps      prompt 6" in again.output
+
+
+def test_preflight_knows_when_a_chain_is_fully_answered(
+    chain_cli: Any, fake_openai: FakeOpenAI, workdir: Path
+) -> None:
+    from synthtune.core.preflight import _everything_answered
+    from synthtune.core.presets import load_preset
+
+    path = write_preset(workdir)
+    preset = load_preset(str(path), chain_cli.host)
+    store = workdir / "synthtune.db"
+    assert chain_cli("run", "--preset", str(path), "--yes", "--limit", "3").exit_code == EXIT_OK
+    assert not _everything_answered(chain_cli.host, preset, store, None)  # 3 records of 6 answered
+    assert _everything_answered(chain_cli.host, preset, store, 3)
+    assert fake_openai.chat_count == 9  # the check sends nothing
