@@ -655,6 +655,11 @@ class Pipeline:
 
     async def run(self) -> RunResult:
         started = time.monotonic()
+        if self.reask and self.batch_priced:  # a re-ask waits for its answer: not in a batch
+            raise ConfigError(
+                "[reask] needs online requests, but the generate stage runs in batch mode: "
+                "set reask.attempts = 0 or turn batch mode off"
+            )
         # Everything alive now (modules, plugins, pydantic schemas) lives for the whole run:
         # moving it out of the cyclic collector's sight makes each collection of the stream's
         # short-lived objects cheaper (about 10% of the per-record CPU).

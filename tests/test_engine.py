@@ -333,3 +333,14 @@ def test_preflight_knows_when_a_chain_is_fully_answered(
     assert not _everything_answered(chain_cli.host, preset, store, None)  # 3 records of 6 answered
     assert _everything_answered(chain_cli.host, preset, store, 3)
     assert fake_openai.chat_count == 9  # the check sends nothing
+
+
+def test_reask_in_batch_mode_is_refused_before_anything_is_sent(
+    chain_cli: Any, fake_openai: FakeOpenAI, workdir: Path
+) -> None:
+    preset = write_preset(workdir)
+    batch = ["--set", "generate.mode=batch", "--set", "reask.attempts=1"]
+    result = chain_cli("run", "--preset", str(preset), "--yes", *batch)
+    assert result.exit_code == 2, result.output
+    assert "[reask] needs online requests" in result.output
+    assert fake_openai.batch_count == 0 and fake_openai.chat_count == 0
