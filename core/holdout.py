@@ -33,7 +33,7 @@ class HoldOut:
     and keeps the held-out ones in :attr:`records`, in source order."""
 
     def __init__(self, settings: EvalSettings | None, seed: int) -> None:
-        self.settings = settings
+        self.settings = settings if settings is not None and settings.holdout > 0 else None
         self.seed = seed
         self.records: list[Record] = []
 

@@ -34,7 +34,7 @@ class EvalSettings(StageSettings):
     ``tune eval`` all find the same records.
     """
 
-    holdout: float = Field(gt=0.0, lt=1.0, description="fraction of the source's records held out")
+    holdout: float = Field(ge=0.0, lt=1.0, description="fraction of the source's records held out (0: none)")
     holdout_max: int = Field(default=50, ge=1, description="at most this many records held out")
     rubric: str | None = Field(
         default=None, description="what a good answer does (the judge's 1-10 score); default: the description"
