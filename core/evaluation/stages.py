@@ -35,7 +35,11 @@ class EvalStages:
 
     @hookimpl
     def stage_settings(self, stage: str) -> type[BaseModel] | None:
-        models: dict[str, type[BaseModel]] = {"source": ItemsSettings, "prompt": NoSettings, "format": NoSettings}
+        models: dict[str, type[BaseModel]] = {
+            "source": ItemsSettings,
+            "prompt": NoSettings,
+            "format": NoSettings,
+        }
         return models.get(stage)
 
     @hookimpl
