@@ -4,6 +4,8 @@
 - a ``.gguf`` file: the bundled ``local`` plugin (in-process llama.cpp);
 - a folder: the ``transformers`` generate plugin (a checkpoint, or a PEFT adapter folder with
   its base model named in ``adapter_config.json``), when one is installed;
+- ``PLUGIN:MODEL``, where PLUGIN is an installed generate plugin: MODEL on that plugin with its
+  default settings (``transformers:HuggingFaceTB/SmolLM2-135M-Instruct``);
 - anything else: a model id (``ft:...`` included) on the preset's generate plugin, with the
   preset's other generate settings (base URL, key variable, concurrency).
 
@@ -58,7 +60,7 @@ def _settings(host: PluginHost, plugin: str, values: dict[str, Any], spec: str) 
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(settings)"
-        raise ConfigError(f"model {spec}: generate plugin {plugin!r}: {where}: {first['msg']}") from None
+        raise ConfigError(f"generate plugin {plugin!r}: {where}: {first['msg']}") from None
     return StageChoice(plugin, settings)
 
 
@@ -74,14 +76,14 @@ def generate_choice(host: PluginHost, preset: ResolvedPreset, spec: str) -> Stag
     path = Path(spec).expanduser()
     if spec.endswith(".gguf"):
         if not path.is_file():
-            raise ConfigError(f"model {spec}: no such GGUF file")
+            raise ConfigError(f"no such GGUF file: {spec}")
         if not _serves_generate(host, GGUF_PLUGIN):
-            raise ConfigError(f'model {spec}: a .gguf file needs the local plugin: pip install -e ".[gguf]"')
+            raise ConfigError('a .gguf file needs the local plugin: pip install -e ".[gguf]"')
         return _settings(host, GGUF_PLUGIN, {"model": str(path)}, spec)
     if path.is_dir():
         if not _serves_generate(host, FOLDER_PLUGIN):
             raise ConfigError(
-                f"model {spec}: a model folder needs the {FOLDER_PLUGIN!r} generate plugin, which is not "
+                f"a model folder needs the {FOLDER_PLUGIN!r} generate plugin, which is not "
                 'installed: pip install -e ".[local]" (transformers, peft)'
             )
         values: dict[str, Any] = {"model": str(path)}
@@ -92,10 +94,13 @@ def generate_choice(host: PluginHost, preset: ResolvedPreset, spec: str) -> Stag
             except (OSError, ValueError):
                 base = None
             if not isinstance(base, str) or not base:
-                raise ConfigError(f"model {spec}: {adapter} names no base_model_name_or_path")
+                raise ConfigError(f"{adapter} names no base_model_name_or_path")
             values = {"model": base, "adapter": str(path)}
         return _settings(host, FOLDER_PLUGIN, values, spec)
+    plugin, _, model = spec.partition(":")
+    if model and plugin != preset.generate.plugin and _serves_generate(host, plugin):
+        return _settings(host, plugin, {"model": model}, spec)
     if _looks_like_path(spec):
-        raise ConfigError(f"model {spec}: no such file or folder")
+        raise ConfigError(f"no such file or folder: {spec}")
     values = {**preset.generate.settings.model_dump(), "model": spec}
     return _settings(host, preset.generate.plugin, values, spec)

@@ -22,6 +22,7 @@ JUDGE_SYSTEM = (
 )
 WINNER = re.compile(r"WINNER\s*:\s*\**\s*(A|B|TIE)\b", re.IGNORECASE)
 SCORE = re.compile(r"SCORE\s*:\s*\**\s*(10|[1-9])(?:\s*/\s*10)?\b", re.IGNORECASE)
+JUDGE_MODES = ("pairwise", "score", "both")
 JUDGE_PARAMS = SamplingParams(temperature=0.0, max_tokens=400)
 Z95 = 1.959963984540054
 

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from synthtune.core.errors import SynthtuneError
-from synthtune.core.evaluation.results import EvalResults, Rate
+from synthtune.core.evaluation.results import EvalResults, Rate, ScoreSummary
 from synthtune.core.html_report import CSS, _csp_hash, _e
 
 EXTRA_CSS = """
@@ -35,6 +35,16 @@ def pct(rate: Rate) -> str:
     return f"{rate.rate:.0%}{interval} ({rate.passed}/{rate.checked})"
 
 
+def score_text(score: ScoreSummary | None) -> str:
+    """``7.2 [6.5-7.9] (n=25)``, with the unparseable replies when there were any."""
+    if score is None:
+        return "-"
+    text = "-"
+    if score.mean is not None and score.low is not None and score.high is not None:
+        text = f"{score.mean:.1f} [{score.low:.1f}-{score.high:.1f}] (n={score.n})"
+    return text + (f", {score.unparseable} unparseable" if score.unparseable else "")
+
+
 def table(results: EvalResults) -> str:
     """The results as aligned lines for the terminal."""
     filters = sorted({name for model in results.models for name in model.filters})
@@ -52,9 +62,7 @@ def table(results: EvalResults) -> str:
         row.append(pct(model.all_filters))
         if scored:
             s = model.score
-            row.append(
-                f"{s.mean:.1f} [{s.low:.1f}-{s.high:.1f}] (n={s.n})" if s and s.mean is not None else "-"
-            )
+            row.append(score_text(s))
         rows.append(row)
     widths = [max(len(str(r[i])) for r in [heads, *rows] if i < len(r)) for i in range(len(heads))]
     lines = [
@@ -94,11 +102,7 @@ def _models_table(results: EvalResults) -> str:
                 f'<td colspan="{len(filters) + 4}" class="fail">not evaluated: {_e(m.error)}</td></tr>'
             )
             continue
-        score = (
-            f"{m.score.mean:.1f} [{m.score.low:.1f}-{m.score.high:.1f}] (n={m.score.n})"
-            if m.score is not None and m.score.mean is not None
-            else "-"
-        )
+        score = score_text(m.score)
         cells = "".join(_rate_cell(m.filters[n]) if n in m.filters else "<td>-</td>" for n in filters)
         rows.append(
             f"<tr><td>{_e(m.label)}</td><td>{_e(m.spec)}</td>"

@@ -50,7 +50,6 @@ from synthtune.core.presets import ResolvedPreset, StageChoice
 from synthtune.core.spend import DEFAULT_OUTPUT_TOKENS
 from synthtune.core.store import RunStore
 
-JUDGE_MODES = ("pairwise", "score", "both")
 FILLER_WORD = " the"  # a placeholder answer of N tokens, for estimating judge prompts
 
 
@@ -173,6 +172,7 @@ class Evaluation:
                 include_training=False,
             )
             found.append((model.spec.label, estimate))
+            model.answers = self._stored(model.preset)  # judge prompts hold the answers known so far
         judge = self._judge_preset(estimating=True)
         if judge is not None:
             found.append(
@@ -201,6 +201,11 @@ class Evaluation:
             keys[item_id] = request.compute_key()
         return keys
 
+    def _stored(self, preset: ResolvedPreset) -> dict[str, GenerationOutcome | None]:
+        """The answers the run store already holds for ``preset``'s items."""
+        endpoint = endpoint_for(self.host, preset.generate, self.context.for_plugin(preset.generate.plugin))
+        return {item: self.store.get_generation(key) for item, key in self._keys(preset, endpoint).items()}
+
     def _unanswered(self, preset: ResolvedPreset) -> int:
         endpoint = endpoint_for(self.host, preset.generate, self.context.for_plugin(preset.generate.plugin))
         keys = list(self._keys(preset, endpoint).values())
@@ -227,7 +232,8 @@ class Evaluation:
         )
         result = asyncio.run(pipeline.run())
         report = result.report
-        self.spent += float(report.get("cost_usd") or 0.0)
+        this_run = (report.get("cost") or {}).get("this_run") or {}
+        self.spent += float(this_run.get("usd") or 0.0)  # answers reused from the store are free
         keys = self._keys(preset, pipeline.endpoint)
         return {item: self.store.get_generation(key) for item, key in keys.items()}, report
 
@@ -351,7 +357,7 @@ class Evaluation:
             outcome = model.answers.get(record_id)
             if outcome is not None and outcome.ok:
                 return outcome.text
-            return placeholder if estimating else None
+            return f"({model.spec.label}) {placeholder}" if estimating else None  # one per model
 
         items: dict[str, GenerationRequest] = {}
         for p, prompt in enumerate(self.prompts):
