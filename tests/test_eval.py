@@ -289,3 +289,24 @@ def test_judge_reply_parsing_and_the_order_rule() -> None:
     low, high = wilson(5, 10)  # type: ignore[misc]
     assert round(low, 3) == 0.237 and round(high, 3) == 0.763
     assert wilson(0, 0) is None
+
+
+def test_the_eval_command_printed_after_training(workdir: Path) -> None:
+    from synthtune.core.cli.train_cmd import eval_command, preset_of
+    from synthtune.core.models import DatasetFiles, TrainingJob
+
+    adapter = workdir / "out" / "my model"
+    adapter.mkdir(parents=True)
+    local = TrainingJob(
+        id="j1", backend="trl", status="succeeded", base_model="models/base", fine_tuned_model=str(adapter)
+    )
+    assert eval_command(local, "plot-generator") == (
+        f"tune eval --preset plot-generator --model base=transformers:models/base --model 'tuned={adapter}'"
+    )
+    hosted = TrainingJob(id="j2", backend="openai", status="succeeded", fine_tuned_model="ft:m:org:x:1")
+    assert eval_command(hosted, None) == "tune eval --preset PRESET --model base --model tuned=ft:m:org:x:1"
+    (workdir / "runs").mkdir()
+    (workdir / "runs/report.json").write_text('{"preset": "plot-generator"}')
+    (workdir / "runs/train.jsonl").write_text("{}\n")
+    assert preset_of(DatasetFiles(train=workdir / "runs/train.jsonl")) == "plot-generator"
+    assert preset_of(DatasetFiles(train=workdir / "train.jsonl")) is None
