@@ -16,6 +16,7 @@ from synthtune.plugins.plot_generator import input_text, plot_prompt
 
 SMALL = ("--set", "source.count=60")  # about 6 held-out records: 10% of 60
 BAD = "ft:gpt-4.1-mini:org:bad:1"
+BAD_TEXT = "<i>A film.</i>"  # short (the filter drops it), and markup the page must escape
 EVAL = Path("runs/plot-generator/eval")
 
 
@@ -40,7 +41,7 @@ def responder(judge: str = "fair"):
     def reply(body: dict[str, Any]) -> Reply | str:
         model = body["model"]
         if model == BAD:
-            return "A film."
+            return BAD_TEXT
         if model == "judge":
             pair = _answers(body)
             if judge == "garbled":
@@ -88,11 +89,12 @@ def test_two_models_are_scored_by_the_presets_filters_and_a_rerun_sends_nothing(
     assert bad["all_filters"]["passed"] == 0 and bad["all_filters"]["checked"] == len(heldout)
     first = results["per_prompt"][0]["answers"]
     assert first["bad"]["verdicts"] == [
-        {"filter": "plot-generator", "kept": False, "reason": "too short (7 < 1000 chars)"}
+        {"filter": "plot-generator", "kept": False, "reason": "too short (14 < 1000 chars)"}
     ]
     assert "base" in result.stdout and "0% [0%-" in result.stdout  # the terminal table
     page = (workdir / EVAL / "eval.html").read_text()
-    assert "too short (7 &lt; 1000 chars)" in page and "A film." in page
+    assert "too short (14 &lt; 1000 chars)" in page and "&lt;i&gt;A film.&lt;/i&gt;" in page
+    assert "<i>A film" not in page and "script-src 'none'" in page
 
     again = evaluate(cli, "--yes")
     assert again.exit_code == 0, again.output
@@ -138,7 +140,7 @@ def test_the_pairwise_judge_asks_both_orders_and_only_a_consistent_verdict_wins(
     judged = [b for b in fake_openai.chat_requests if b["model"] == "judge"]
     assert len(judged) == 2 * n
     shown_first = [_answers(b)[0] for b in judged]  # type: ignore[index]
-    assert sum(a == "A film." for a in shown_first) == n  # the bad answer shown first half the time
+    assert sum(a == BAD_TEXT for a in shown_first) == n  # the bad answer shown first half the time
     (pair,) = results["pairs"]
     assert (pair["x"], pair["y"], pair["x_wins"], pair["y_wins"], pair["ties"]) == ("base", "bad", n, 0, 0)
     low, high = wilson(n, n)  # type: ignore[misc]
