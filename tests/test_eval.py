@@ -94,7 +94,7 @@ def test_two_models_are_scored_by_the_presets_filters_and_a_rerun_sends_nothing(
     assert "base" in result.stdout and "0% [0%-" in result.stdout  # the terminal table
     page = (workdir / EVAL / "eval.html").read_text()
     assert "too short (14 &lt; 1000 chars)" in page and "&lt;i&gt;A film.&lt;/i&gt;" in page
-    assert "<i>A film" not in page and "script-src 'none'" in page
+    assert "<i>A film" not in page and "script-src &#x27;none&#x27;" in page  # no script runs
 
     again = evaluate(cli, "--yes")
     assert again.exit_code == 0, again.output
