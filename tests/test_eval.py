@@ -259,6 +259,11 @@ def test_prompts_are_framed_the_way_the_tuned_model_was_trained(
     assert body["stop"] == ["\n\nEND"]
 
 
+def test_a_pairwise_judge_needs_two_models(cli, workdir: Path) -> None:
+    result = cli("eval", "--preset", "plot-generator", "--model", "base", "--judge", "judge")
+    assert result.exit_code == 2 and "give two --model" in result.stderr
+
+
 def test_a_preset_without_a_split_is_one_line(cli, workdir: Path) -> None:
     preset = workdir / "mine.toml"
     text = (Path(__file__).parents[1] / "presets/plot-generator.toml").read_text()

@@ -72,6 +72,10 @@ def test_run_with_train_on_together_uploads_creates_one_job_and_follows_it(
     assert f"job {job_id} (together): succeeded" in result.stdout
     assert f"fine-tuned model  {tuned}" in result.stdout
     assert (
+        f"evaluate it       tune eval --preset plot-generator --model base --model tuned={tuned}"
+        in result.stdout
+    )
+    assert (
         f"base URL          {fake_together.base_url} (OpenAI-compatible; key from $TOGETHER_API_KEY)"
         in result.stdout
     )

@@ -72,6 +72,10 @@ def register(app: typer.Typer, host: PluginHost) -> None:
         if preset.eval is None or preset.eval.holdout <= 0:
             raise no_split(preset)
         specs = parse_specs(models)
+        if judge and judge_mode == "pairwise" and len(specs) < 2:
+            raise ConfigError(
+                "--judge-mode pairwise compares two models: give two --model (or --judge-mode score)"
+            )
         confirm_endpoints(
             [e for e in preset.untrusted_endpoints if e.where.startswith("generate.")],
             yes=yes,
