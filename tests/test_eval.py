@@ -9,7 +9,10 @@ from typing import Any
 
 import pytest
 from conftest import read_dataset, read_jsonl
+from pydantic import BaseModel
+from synthtune.core import Endpoint, GenerationOutcome, RunContext, hookimpl
 from synthtune.core.evaluation.judge import combine, parse_score, parse_winner, wilson
+from synthtune.core.settings import GenerateSettings
 from synthtune.core.testing import FakeOpenAI, Reply
 from synthtune.core.testing.replies import default_text
 from synthtune.plugins.plot_generator import input_text, plot_prompt
@@ -317,3 +320,69 @@ def test_the_eval_command_printed_after_training(workdir: Path) -> None:
     (workdir / "runs/train.jsonl").write_text("{}\n")
     assert preset_of(DatasetFiles(train=workdir / "runs/train.jsonl")) == "plot-generator"
     assert preset_of(DatasetFiles(train=workdir / "train.jsonl")) is None
+
+
+class FakeTransformers:
+    """A stand-in ``transformers`` generate plugin (the real one loads a checkpoint or a PEFT
+    adapter in-process): it answers with an outline long enough for the filter, naming what it
+    loaded, and keys its answers on the adapter too."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    @hookimpl
+    def stage_settings(self, stage: str) -> type[BaseModel] | None:
+        return TransformersSettings if stage == "generate" else None
+
+    @hookimpl
+    def generate_endpoint(self, settings: TransformersSettings, context: RunContext) -> Endpoint:
+        return Endpoint(id=f"transformers:{settings.model}:{settings.adapter}", priced=False)
+
+    @hookimpl
+    async def generate(self, requests, settings: TransformersSettings):  # type: ignore[no-untyped-def]
+        async for request in requests:
+            self.asked.append(request.messages[-1].content)
+            text = f"{settings.model} + {settings.adapter}: " + "an outline " * 120
+            yield GenerationOutcome(key=request.key, text=text, finish_reason="stop")
+
+
+class TransformersSettings(GenerateSettings):
+    adapter: str | None = None
+
+
+def test_a_model_folder_is_answered_by_the_transformers_plugin_with_its_adapter(
+    cli_for, host, fake_openai: FakeOpenAI, workdir: Path
+) -> None:
+    fake_openai.responder = responder()
+    backend = FakeTransformers()
+    adapter = workdir / "out" / "model"
+    adapter.mkdir(parents=True)
+    (adapter / "adapter_config.json").write_text('{"base_model_name_or_path": "HuggingFaceTB/SmolLM2-135M"}')
+    with host.registered(backend, "transformers"):
+        cli = cli_for(host)
+        run_dataset(cli)
+        args = (
+            "eval",
+            "--preset",
+            "plot-generator",
+            *SMALL,
+            "-m",
+            "base",
+            "-m",
+            "tuned=./out/model",
+            "--yes",
+        )
+        result = cli(*args)
+        assert result.exit_code == 0, result.output
+        models = json.loads((workdir / EVAL / "eval.json").read_text())["models"]
+        assert (models[1]["plugin"], models[1]["model"]) == ("transformers", "HuggingFaceTB/SmolLM2-135M")
+        assert models[1]["filters"]["plot-generator"]["rate"] == 1.0 and models[1]["cost_usd"] is None
+        answer = json.loads((workdir / EVAL / "eval.json").read_text())["per_prompt"][0]["answers"]["tuned"]
+        assert answer["text"].startswith(f"HuggingFaceTB/SmolLM2-135M + {Path('out/model').expanduser()}")
+        asked = len(backend.asked)
+        assert asked == models[1]["answered"] > 0
+        assert cli(*args).exit_code == 0
+        assert len(backend.asked) == asked  # a rerun loads nothing and asks nothing
+        by_id = cli("eval", "--preset", "plot-generator", *SMALL, "-m", "transformers:my/model", "--yes")
+        assert by_id.exit_code == 0, by_id.output
+        assert json.loads((workdir / EVAL / "eval.json").read_text())["models"][0]["model"] == "my/model"
