@@ -51,7 +51,8 @@ def write_outputs(
     heldout: Iterable[str] | None = None,
 ) -> None:
     """Write ``train.jsonl``, ``valid.jsonl`` (when a split was asked), ``rejected.jsonl``,
-    ``heldout.jsonl`` (the held-out records' lines, when the preset holds some out) and
+    ``heldout.jsonl`` (the held-out records' lines, when the preset holds some out; left as it is
+    when ``heldout`` is None but the report counts held-out records, as a review's rewrite) and
     ``report.json`` for ``run_id`` into ``out_dir``, all or none."""
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_files(
@@ -90,7 +91,7 @@ def write_outputs(
     valid = out_dir / "valid.jsonl"
     if not has_valid and valid.exists():
         valid.unlink()
-    if heldout is None:  # the preset no longer holds records out: no stale split stays behind
+    if heldout is None and "heldout" not in report:  # the run holds nothing out: no stale split
         (out_dir / "heldout.jsonl").unlink(missing_ok=True)
     for tmp, final in written:
         os.replace(tmp, final)

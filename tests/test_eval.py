@@ -122,6 +122,10 @@ def test_the_held_out_split_never_reaches_the_dataset(cli, fake_openai: FakeOpen
     assert not any(plot_prompt(r["data"]) in asked for r in heldout)  # never even generated
     report = json.loads((folder / "report.json").read_text())
     assert report["records"] == 60 - len(heldout) and report["heldout"] == len(heldout)
+    # A review rewrites the dataset files and keeps the split beside them.
+    reviewed = cli("review", "latest", input="l\nx\nq\n")
+    assert reviewed.exit_code == 0 and "rejected in review" in reviewed.output
+    assert read_jsonl(folder / "heldout.jsonl") == heldout
 
     # A run with --limit holds out a prefix of the same split, and still trains on none of it.
     limited = cli("run", "--preset", "plot-generator", *SMALL, "--limit", "10", "--yes", "--out", "small")
