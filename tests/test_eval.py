@@ -228,6 +228,27 @@ def test_a_model_every_request_of_which_fails_is_one_line(
 
 
 @pytest.mark.usefixtures("encodings")
+def test_max_cost_caps_the_whole_evaluation_and_a_rerun_goes_on(
+    cli, fake_openai: FakeOpenAI, workdir: Path
+) -> None:
+    fake_openai.responder = responder()
+    run_dataset(cli)
+    before = fake_openai.chat_count
+    capped = evaluate(cli, "--max-cost", "0.005", "--yes")  # about 3 answers of up to 1000 tokens
+    assert capped.exit_code == 3, capped.output
+    assert "stopped at the cost cap (--max-cost 0.005)" in capped.stderr
+    models = json.loads((workdir / EVAL / "eval.json").read_text())["models"]
+    sent = fake_openai.chat_count - before
+    assert 0 < sent < 2 * json.loads((workdir / EVAL / "eval.json").read_text())["prompts"]
+    assert sum(m["not_sent_cost_cap"] for m in models) > 0
+    assert sum(m["cost_usd"] or 0 for m in models) <= 0.005
+    done = evaluate(cli, "--yes")
+    assert done.exit_code == 0, done.output
+    models = json.loads((workdir / EVAL / "eval.json").read_text())["models"]
+    assert [m["not_sent_cost_cap"] for m in models] == [0, 0] and models[0]["requests_cached"] > 0
+
+
+@pytest.mark.usefixtures("encodings")
 def test_estimate_sends_nothing_and_counts_what_a_run_would_send(
     cli, fake_openai: FakeOpenAI, workdir: Path
 ) -> None:

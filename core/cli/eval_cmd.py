@@ -130,7 +130,8 @@ def register(app: typer.Typer, host: PluginHost) -> None:
         failed = [m for m in results.models if m.error is not None]
         if len(failed) == len(results.models):
             raise GenerationError("no model could be evaluated (see the lines above)")
-        if failed or results.judge_error:
+        capped = any(m.not_sent_cost_cap for m in results.models) or results.judge_not_sent_cost_cap
+        if failed or results.judge_error or capped:
             raise typer.Exit(EXIT_PARTIAL)
 
 

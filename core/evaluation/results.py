@@ -38,6 +38,7 @@ class ModelResult(BaseModel):
     requests_sent: int = 0
     requests_cached: int = 0
     cost_usd: float | None = None
+    not_sent_cost_cap: int = 0  # requests --max-cost kept back (a rerun with a higher cap sends them)
     filters: dict[str, Rate] = Field(default_factory=dict)
     all_filters: Rate = Field(default_factory=Rate)
     score: ScoreSummary | None = None
@@ -99,6 +100,7 @@ class EvalResults(BaseModel):
     judge: str | None = None
     judge_mode: str | None = None
     judge_error: str | None = None
+    judge_not_sent_cost_cap: int = 0
     rubric: str | None = None
     models: list[ModelResult] = Field(default_factory=list)
     pairs: list[PairResult] = Field(default_factory=list)

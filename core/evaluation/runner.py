@@ -232,6 +232,12 @@ class Evaluation:
         )
         result = asyncio.run(pipeline.run())
         report = result.report
+        if report.get("not_sent_cost_cap"):
+            self.say(
+                f"warning: {name}: stopped at the cost cap (--max-cost {self.options.max_cost}): "
+                f"{report['not_sent_cost_cap']} request(s) not sent; rerun with a higher --max-cost to "
+                "go on (answers are reused)"
+            )
         this_run = (report.get("cost") or {}).get("this_run") or {}
         self.spent += float(this_run.get("usd") or 0.0)  # answers reused from the store are free
         keys = self._keys(preset, pipeline.endpoint)
@@ -273,7 +279,8 @@ class Evaluation:
         model.result.requests_sent = int(report.get("generated") or 0) + int(report.get("failed") or 0)
         model.result.requests_cached = int(report.get("cached") or 0)
         model.result.cost_usd = report.get("cost_usd")
-        if not answered:
+        model.result.not_sent_cost_cap = int(report.get("not_sent_cost_cap") or 0)
+        if not answered and not model.result.not_sent_cost_cap:
             failures = self.store.failures(model.result.run_id or "")
             why = f": {failures[0]['error']}" if failures else ""
             self._fail(model, f"answered none of the {len(model.answers)} prompts{why}")
@@ -396,7 +403,8 @@ class Evaluation:
                 results.judge_error = "nothing to judge: no prompt has answers from the models to compare"
                 self.say(f"warning: judge: {results.judge_error}")
                 return
-            replies, _ = self._run(preset, "judge")
+            replies, report = self._run(preset, "judge")
+            results.judge_not_sent_cost_cap = int(report.get("not_sent_cost_cap") or 0)
         except SynthtuneError as error:
             results.judge_error = " ".join(str(error).split())
             self.say(f"error: judge {self.options.judge}: {results.judge_error}")
