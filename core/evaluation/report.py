@@ -132,6 +132,12 @@ def _pairs_table(results: EvalResults) -> str:
     )
 
 
+def _outcome(outcome: str, x: str, y: str) -> str:
+    return {"x": f"{x} wins", "y": f"{y} wins", "tie": "tie (the two orders disagree or say tie)"}.get(
+        outcome, "unparseable"
+    )
+
+
 def _prompts(results: EvalResults) -> str:
     parts = []
     for n, prompt in enumerate(results.per_prompt, start=1):
@@ -149,7 +155,7 @@ def _prompts(results: EvalResults) -> str:
                 f'<div class="answer"><h3>{_e(label)}</h3><p>{verdicts}{_e(score)}</p><pre>{body}</pre></div>'
             )
         comparisons = "".join(
-            f"<li>{_e(c.x)} vs {_e(c.y)}: <b>{_e(c.outcome)}</b> "
+            f"<li>{_e(c.x)} vs {_e(c.y)}: <b>{_e(_outcome(c.outcome, c.x, c.y))}</b> "
             f"(verdicts {_e(c.x)} first: {_e(c.verdicts[0] or 'unparseable')}, "
             f"{_e(c.y)} first: {_e(c.verdicts[1] or 'unparseable')})</li>"
             for c in prompt.comparisons
