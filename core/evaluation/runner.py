@@ -240,8 +240,15 @@ class Evaluation:
             )
         this_run = (report.get("cost") or {}).get("this_run") or {}
         self.spent += float(this_run.get("usd") or 0.0)  # answers reused from the store are free
-        keys = self._keys(preset, pipeline.endpoint)
-        return {item: self.store.get_generation(key) for item, key in keys.items()}, report
+        # The answers as the run recorded them (its samples: record id -> request key), so the
+        # lookup does not depend on how the engine keys requests.
+        self.store.flush()
+        rows = self.store.db.execute(
+            "SELECT record_id, key FROM samples WHERE run_id = ?", (result.run_id,)
+        ).fetchall()
+        answered = {record_id: self.store.get_generation(key) for record_id, key in rows}
+        items = preset.source.settings.items  # type: ignore[attr-defined]
+        return {item: answered.get(item) for item in items}, report
 
     def run(self) -> EvalResults:
         """Ask every loaded model, score the answers, ask the judge; the results."""
