@@ -411,3 +411,23 @@ def test_a_model_folder_is_answered_by_the_transformers_plugin_with_its_adapter(
         by_id = cli("eval", "--preset", "plot-generator", *SMALL, "-m", "transformers:my/model", "--yes")
         assert by_id.exit_code == 0, by_id.output
         assert json.loads((workdir / EVAL / "eval.json").read_text())["models"][0]["model"] == "my/model"
+
+
+def test_a_format_that_parses_the_answer_gets_the_generators_prompt(host, workdir: Path) -> None:
+    from synthtune.core.evaluation.prompts import eval_prompts, heldout_records
+    from synthtune.core.models import RunContext as Context
+    from synthtune.core.presets import load_preset
+
+    preset = load_preset("compassionate-chatbot", host)
+    context = Context(run_id="eval", seed=preset.seed)
+    records = heldout_records(host, preset, context)
+    assert 0 < len(records) <= 50
+    prompts = eval_prompts(host, preset, records, context)
+    assert prompts and not any(p.framed for p in prompts)  # a placeholder is not a conversation
+    prompt_stage = host.stage(preset.prompt.plugin, "prompt")
+    first = prompt_stage(record=records[0], settings=preset.prompt.settings, context=context)[0]
+    assert prompts[0].request.messages == first.messages
+
+    plots = load_preset("plot-generator", host)
+    framed = eval_prompts(host, plots, heldout_records(host, plots, context)[:1], context)
+    assert framed[0].framed and framed[0].request.messages[-1].content.startswith("Genre: ")
