@@ -431,3 +431,28 @@ def test_a_format_that_parses_the_answer_gets_the_generators_prompt(host, workdi
     plots = load_preset("plot-generator", host)
     framed = eval_prompts(host, plots, heldout_records(host, plots, context)[:1], context)
     assert framed[0].framed and framed[0].request.messages[-1].content.startswith("Genre: ")
+
+
+def test_model_specs_pick_their_backends(host, workdir: Path) -> None:
+    from synthtune.core.errors import ConfigError
+    from synthtune.core.evaluation.backends import generate_choice, parse_specs
+    from synthtune.core.presets import load_preset
+
+    preset = load_preset("plot-generator", host)
+    assert generate_choice(host, preset, "base") is preset.generate
+    tuned = generate_choice(host, preset, "ft:gpt-4.1-mini:org:plots:1")
+    assert tuned.plugin == "openai" and tuned.settings.model == "ft:gpt-4.1-mini:org:plots:1"  # type: ignore[attr-defined]
+    assert tuned.settings.concurrency == preset.generate.settings.concurrency  # type: ignore[attr-defined]
+    (workdir / "small.gguf").write_bytes(b"GGUF")
+    gguf = generate_choice(host, preset, "./small.gguf")
+    assert gguf.plugin == "local" and gguf.settings.model == "small.gguf"  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match="no such GGUF file"):
+        generate_choice(host, preset, "missing.gguf")
+    specs = parse_specs(["base", "tuned=ft:x:y", "./out/model"])
+    assert [(s.label, s.spec) for s in specs] == [
+        ("base", "base"),
+        ("tuned", "ft:x:y"),
+        ("./out/model", "./out/model"),
+    ]
+    with pytest.raises(ConfigError, match="given twice"):
+        parse_specs(["a=base", "a=ft:x"])
