@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import BaseModel
 from synthtune.core.endpoint import endpoint_for
 from synthtune.core.errors import PluginError
+from synthtune.core.holdout import HoldOut
 from synthtune.core.models import (
     GenerationOutcome,
     GenerationRequest,
@@ -112,6 +113,7 @@ def run_requests(
     prompt = host.stage(preset.prompt.plugin, "prompt")
     seen: set[str] = set()
     records = source(settings=preset.source.settings, context=context.for_plugin(preset.source.plugin))
+    records = HoldOut(preset.eval, preset.seed).training(records)  # as the run leaves them out
     if limit is not None:  # islice asks for no record past the limit
         records = itertools.islice(records, limit)
     for record in records:

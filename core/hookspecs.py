@@ -239,8 +239,9 @@ def preflight(stage: str, settings: BaseModel) -> None:
 def framing(settings: BaseModel) -> Framing | None:
     """Say how a model tuned on this plugin's dataset expects to be prompted.
 
-    Called by ``tune try MODEL --preset P`` on P's format plugin only (like a stage hook), with
-    its validated ``[format]`` settings. Return a :class:`~synthtune.core.models.Framing`: the
+    Called by ``tune try MODEL --preset P`` and ``tune eval --preset P`` (whose held-out prompts
+    get its stop sequences) on P's format plugin only (like a stage hook), with its validated
+    ``[format]`` settings. Return a :class:`~synthtune.core.models.Framing`: the
     dataset style, the system prompt, the text put before and after the user's input (the
     prompt/completion demarcator, e.g. ``"\\n\\nPLOT OUTLINE:"``) and the stop sequences (the end
     marker). Return ``None`` to send the user's text as is.

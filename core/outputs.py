@@ -43,11 +43,21 @@ def remove_stale_temp_files(out_dir: Path, names: Iterable[str]) -> None:
             stale.unlink(missing_ok=True)
 
 
-def write_outputs(store: RunStore, run_id: str, out_dir: Path, report: dict[str, Any]) -> None:
-    """Write ``train.jsonl``, ``valid.jsonl`` (when a split was asked), ``rejected.jsonl`` and
+def write_outputs(
+    store: RunStore,
+    run_id: str,
+    out_dir: Path,
+    report: dict[str, Any],
+    heldout: Iterable[str] | None = None,
+) -> None:
+    """Write ``train.jsonl``, ``valid.jsonl`` (when a split was asked), ``rejected.jsonl``,
+    ``heldout.jsonl`` (the held-out records' lines, when the preset holds some out; left as it is
+    when ``heldout`` is None but the report counts held-out records, as a review's rewrite) and
     ``report.json`` for ``run_id`` into ``out_dir``, all or none."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_temp_files(out_dir, ("train.jsonl", "valid.jsonl", "rejected.jsonl", "report.json"))
+    remove_stale_temp_files(
+        out_dir, ("train.jsonl", "valid.jsonl", "rejected.jsonl", "heldout.jsonl", "report.json")
+    )
     has_valid = bool(report.get("examples", {}).get("valid"))
     failures = store.failures(run_id)
     report_text = json.dumps({**report, "failures": failures[:100]}, indent=2) + "\n"
@@ -56,6 +66,9 @@ def write_outputs(store: RunStore, run_id: str, out_dir: Path, report: dict[str,
         (out_dir / "rejected.jsonl", lambda tmp: _write_lines(tmp, store.iter_rejected(run_id))),
         (out_dir / "report.json", lambda tmp: tmp.write_text(report_text, encoding="utf-8")),
     ]
+    if heldout is not None:
+        lines = list(heldout)
+        parts.insert(-1, (out_dir / "heldout.jsonl", lambda tmp: _write_lines(tmp, lines)))
     if has_valid:
         parts.insert(
             1, (out_dir / "valid.jsonl", lambda tmp: _write_lines(tmp, store.iter_examples(run_id, "valid")))
@@ -78,5 +91,7 @@ def write_outputs(store: RunStore, run_id: str, out_dir: Path, report: dict[str,
     valid = out_dir / "valid.jsonl"
     if not has_valid and valid.exists():
         valid.unlink()
+    if heldout is None and "heldout" not in report:  # the run holds nothing out: no stale split
+        (out_dir / "heldout.jsonl").unlink(missing_ok=True)
     for tmp, final in written:
         os.replace(tmp, final)

@@ -28,6 +28,7 @@ from synthtune.core.endpoint import Endpoint, endpoint_for
 from synthtune.core.engine import NO_ANSWER, Engine, Waiting, answered_text
 from synthtune.core.errors import ConfigError, GenerationError
 from synthtune.core.failfast import FailFast
+from synthtune.core.holdout import HoldOut
 from synthtune.core.models import (
     ChatMessage,
     GenerationOutcome,
@@ -207,6 +208,7 @@ class Pipeline:
         # Where plugins' key-value caches live (the run store; ``tune estimate`` runs the
         # pipeline on a scratch store but reads the real one's cached downloads).
         self.kv_store = store
+        self.holdout = HoldOut(preset.eval, preset.seed)  # records kept out for `tune eval`
 
     # -- context -----------------------------------------------------------------------------------
 
@@ -269,6 +271,7 @@ class Pipeline:
         choice = self.preset.source
         call = self.host.stage(choice.plugin, "source")
         records = call(settings=choice.settings, context=self._context(choice.plugin))
+        records = self.holdout.training(records)  # the held-out split never reaches the dataset
         if self.limit is not None:  # islice asks for no record past the limit
             records = itertools.islice(records, self.limit)
         for record in records:
@@ -695,7 +698,8 @@ class Pipeline:
             self.store.finish_run(self.run_id, status, report)
             # Hand the frozen objects back to the collector: a process may run many pipelines.
             gc.unfreeze()
-        write_outputs(self.store, self.run_id, self.out_dir, report)
+        heldout = self.holdout.lines() if self.preset.eval is not None else None
+        write_outputs(self.store, self.run_id, self.out_dir, report, heldout=heldout)
         return RunResult(self.run_id, self.out_dir, report)
 
     async def _generate_all(self) -> None:
@@ -759,6 +763,8 @@ class Pipeline:
         # The dataset's whole cost (cached answers included) and what decides it (run_folder).
         report.update(dataset_cost(self.store, self.run_id).report_fields())
         report["dataset_definition"] = dataset_definition(self.preset, self.limit)
+        if self.preset.eval is not None:
+            report["heldout"] = len(self.holdout.records)
         return report
 
 

@@ -25,13 +25,13 @@ from pydantic import BaseModel, ValidationError
 from synthtune.core.errors import ConfigError
 from synthtune.core.plugins import PluginHost
 from synthtune.core.preset_extends import ParentLookup, PresetSource, inherit, parse
-from synthtune.core.settings import GenerateSettings, OutputSettings, ReaskSettings
+from synthtune.core.settings import EvalSettings, GenerateSettings, OutputSettings, ReaskSettings
 from synthtune.core.train_alternatives import choose_train_table, overridden_train_keys
 from synthtune.core.trust import Endpoint, check_name, check_preset
 
 USER_DIR_ENV = "SYNTHTUNE_PRESETS_DIR"
 SINGLE_STAGES = ("source", "prompt", "generate", "format", "train")
-TOP_LEVEL_KEYS = {"name", "description", "seed", "filter", "output", "reask", *SINGLE_STAGES}
+TOP_LEVEL_KEYS = {"name", "description", "seed", "filter", "output", "reask", "eval", *SINGLE_STAGES}
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,8 @@ class ResolvedPreset:
     parents: list[str] = field(default_factory=list)  # origins of the presets it extends, nearest first
     # URLs the preset file chose that are not known hosts: tune run asks before sending a key.
     untrusted_endpoints: list[Endpoint] = field(default_factory=list)
+    # The [eval] table: the held-out split (None: the preset holds nothing out).
+    eval: EvalSettings | None = None
 
     @property
     def model(self) -> str:
@@ -99,6 +101,8 @@ class ResolvedPreset:
             out["reask"] = self.reask.model_dump(mode="json")
         if self.train is not None:
             out["train"] = stage(self.train)
+        if self.eval is not None:
+            out["eval"] = self.eval.model_dump(mode="json")
         return out
 
 
@@ -405,6 +409,10 @@ def resolve(
         reask = ReaskSettings.model_validate(data.get("reask", {}))
     except ValidationError as error:
         raise ConfigError(f"{origin}: [reask] {_describe(error)}") from None
+    try:
+        evaluation = EvalSettings.model_validate(data["eval"]) if "eval" in data else None
+    except ValidationError as error:
+        raise ConfigError(f"{origin}: [eval] {_describe(error)}") from None
 
     preset = ResolvedPreset(
         name=name,
@@ -419,6 +427,7 @@ def resolve(
         train=_stage(host, data["train"], "train", origin) if "train" in data else None,
         output=output,
         reask=reask,
+        eval=evaluation,
         raw=data,
         parents=parents,
     )

@@ -2,7 +2,7 @@
 
 An output folder holds one dataset, described in its ``report.json`` by ``dataset_definition``:
 the ``--limit`` and a short hash of each part of the resolved preset that decides what the
-dataset holds (seed, source, prompt, filters, format, output split, and the generate model;
+dataset holds (seed, source, prompt, filters, format, output split, held-out split, and the generate model;
 not throughput knobs such as concurrency, nor the train stage).
 
 ``tune run`` writes into a folder again without a word when the new run makes the same dataset
@@ -29,9 +29,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("synthtune")
 
-DATASET_FILES = ("train.jsonl", "valid.jsonl", "rejected.jsonl", "report.json")
+DATASET_FILES = ("train.jsonl", "valid.jsonl", "rejected.jsonl", "heldout.jsonl", "report.json")
 # The parts of a resolved preset (``ResolvedPreset.as_dict``) that decide the dataset.
-DEFINING_PARTS = ("seed", "source", "prompt", "filter", "format", "output")
+DEFINING_PARTS = ("seed", "source", "prompt", "filter", "format", "output", "eval")
 
 
 def _digest(value: Any) -> str:

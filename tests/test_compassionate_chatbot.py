@@ -81,6 +81,8 @@ def run(cli, workdir: Path, monkeypatch, *extra: str) -> tuple[dict, FakeOpenAI]
             "prompt.conversations_per_topic=1",
             "--set",
             "output.valid_fraction=0",  # every example in train.jsonl, in source order
+            "--set",
+            "eval.holdout=0",  # and no record held out for `tune eval`
             *extra,
         )
     assert result.exit_code == 0, result.output

@@ -37,10 +37,10 @@ def test_run_with_train_on_fireworks_creates_a_dataset_and_one_job(
     (dataset,) = fake_fireworks.datasets
     assert dataset.startswith(f"accounts/{fake_fireworks.account}/datasets/synthtune-")
     assert fake_fireworks.datasets[dataset]["_content"] == train.read_bytes()
-    # 12 records: the preset's seeded validation split took one, too few for Fireworks (3), so the
-    # job trains on train.jsonl alone.
+    # 12 records (past the held-out ones): the preset's seeded validation split took two, too few
+    # for Fireworks (3), so the job trains on train.jsonl alone.
     lines = train.read_text().splitlines()
-    assert fake_fireworks.datasets[dataset]["exampleCount"] == str(len(lines)) == "11"
+    assert fake_fireworks.datasets[dataset]["exampleCount"] == str(len(lines)) == "10"
     ((collection, body, query),) = fake_fireworks.job_requests
     assert collection == "supervisedFineTuningJobs"
     assert body["dataset"] == dataset and body["baseModel"] == MODEL and body["epochs"] == 3

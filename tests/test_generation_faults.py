@@ -31,6 +31,8 @@ def _run(cli: Any, *extra: str, records: int = 60) -> Any:
         str(records),
         "--set",
         f"source.count={records}",
+        "--set",
+        "eval.holdout=0",  # every record of the source in the dataset
         "--yes",
         *FAST_RETRIES,
         *extra,

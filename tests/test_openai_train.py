@@ -90,6 +90,8 @@ def test_train_uploads_creates_a_valid_job_follows_it_and_stores_the_model(
     (job_id,) = fake_openai.ft_jobs
     model = f"ft:gpt-4.1-mini-2025-04-14:synthtune-fake:plots:{job_id[6:14]}"
     assert f"fine-tuned model  {model}" in result.stdout
+    # The command to run next: the tuned model against the base on the preset's held-out prompts.
+    assert f"evaluate it       tune eval --preset PRESET --model base --model tuned={model}" in result.stdout
     assert f"job {job_id} (openai): succeeded" in result.stdout
     assert "Step 2/6: training loss=1.0" in result.stderr and "successfully completed" in result.stderr
     assert result.stderr.count("Fine-tuning job started") == 1  # each event once

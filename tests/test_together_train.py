@@ -53,8 +53,9 @@ def test_run_with_train_on_together_uploads_creates_one_job_and_follows_it(
     assert result.exit_code == 0, result.output
     train = workdir / "runs" / "plot-generator" / "train.jsonl"
     valid = workdir / "runs" / "plot-generator" / "valid.jsonl"
-    # 12 records, and the preset's seeded 10% validation split: both files go to Together.
-    assert (len(read_jsonl(train)), len(read_jsonl(valid))) == (11, 1)
+    # 12 records (past the held-out ones), and the preset's seeded 10% validation split: both
+    # files go to Together.
+    assert (len(read_jsonl(train)), len(read_jsonl(valid))) == (10, 2)
     by_content = {fake_together.file_content(f): f for f in fake_together.files}
     file_id, valid_id = by_content[train.read_bytes()], by_content[valid.read_bytes()]
     assert {fake_together.files[f]["purpose"] for f in (file_id, valid_id)} == {"fine-tune"}
@@ -70,6 +71,10 @@ def test_run_with_train_on_together_uploads_creates_one_job_and_follows_it(
     tuned = job["model_output_name"]
     assert f"job {job_id} (together): succeeded" in result.stdout
     assert f"fine-tuned model  {tuned}" in result.stdout
+    assert (
+        f"evaluate it       tune eval --preset plot-generator --model base --model tuned={tuned}"
+        in result.stdout
+    )
     assert (
         f"base URL          {fake_together.base_url} (OpenAI-compatible; key from $TOGETHER_API_KEY)"
         in result.stdout

@@ -149,6 +149,7 @@ def build_app(host: PluginHost | None = None) -> typer.Typer:
     """The ``tune`` app, with the commands of every plugin loaded in ``host``."""
     from synthtune.core.cli import (
         estimate_cmd,
+        eval_cmd,
         export_cmd,
         jobs_cmd,
         plugin_cmd,
@@ -207,6 +208,7 @@ def build_app(host: PluginHost | None = None) -> typer.Typer:
     jobs_cmd.register(app, host)
     export_cmd.register(app, host)
     try_cmd.register(app, host)
+    eval_cmd.register(app, host)
     plugin_cmd.register(app, host)
     _add_plugin_commands(app, host, owners)
     return app

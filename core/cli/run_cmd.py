@@ -63,6 +63,8 @@ def print_summary(report: dict[str, object]) -> None:
             f"  failed     {report['failed_records']} record(s) failed in a chain step; a rerun retries them"
         )
     lines.append(f"  examples   train {examples.get('train', 0)}  valid {examples.get('valid', 0)}")
+    if report.get("heldout"):  # records kept out of the dataset for `tune eval`
+        lines.append(f"  held out   {report['heldout']} records (heldout.jsonl, for tune eval)")
     lines.append(
         f"  tokens     prompt {usage.get('prompt_tokens', 0)}  "
         f"completion {usage.get('completion_tokens', 0)}  cost {cost_text(report)}"

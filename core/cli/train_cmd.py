@@ -153,10 +153,37 @@ def print_job(job: TrainingJob, preset: str | None = None) -> None:
         if found.note:
             lines.append(f"  note              {found.note}")
         lines.append(f"  try it            {found.command(preset)}")
+    if job.status == "succeeded" and job.fine_tuned_model:
+        lines.append(f"  evaluate it       {eval_command(job, preset)}")
     typer.echo("\n".join(lines))
     if job.status in ("failed", "cancelled"):
         typer.echo(f"error: job {job.id} {job.status}" + (f": {job.error}" if job.error else ""), err=True)
         raise typer.Exit(1)
+
+
+def eval_command(job: TrainingJob, preset: str | None) -> str:
+    """The ``tune eval`` command that compares the base model with the one ``job`` made: a
+    folder (a local trainer's) is loaded by the ``transformers`` generate plugin, its base model
+    too; a hosted model id is asked through the preset's generate plugin."""
+    import shlex
+
+    tuned = job.fine_tuned_model or ""
+    local = Path(tuned).is_dir()
+    base = f"base=transformers:{job.base_model}" if local and job.base_model else "base"
+    where = shlex.quote(preset) if preset else "PRESET"
+    return f"tune eval --preset {where} --model {shlex.quote(base)} --model {shlex.quote(f'tuned={tuned}')}"
+
+
+def preset_of(dataset: DatasetFiles) -> str | None:
+    """The preset that wrote ``dataset`` (its folder's report.json), if synthtune wrote it."""
+    import json
+
+    try:
+        report = json.loads((dataset.train.parent / "report.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    name = report.get("preset") if isinstance(report, dict) else None
+    return name if isinstance(name, str) else None
 
 
 def dataset_files(train: Path, valid: Path | None, run_id: str | None = None) -> DatasetFiles:
@@ -238,4 +265,4 @@ def register(app: typer.Typer, host: PluginHost) -> None:
             job = run_training(host, backend, settings, dataset, run_store)
         finally:
             run_store.close()
-        print_job(job)
+        print_job(job, preset_of(dataset))
