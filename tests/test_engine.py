@@ -123,6 +123,7 @@ def test_complete_outside_a_run_raises_engine_error() -> None:
         asyncio.run(context.complete(ask("hello"), step="judge"))
 
 
+@pytest.mark.usefixtures("encodings")
 def test_max_cost_stops_complete_calls(chain_cli: Any, fake_openai: FakeOpenAI, workdir: Path) -> None:
     preset = write_preset(workdir, count=6, concurrency=2)
     result = chain_cli("run", "--preset", str(preset), "--yes", "--max-cost", "0.0005")
@@ -241,6 +242,7 @@ def test_completion_errors_are_public() -> None:
     assert issubclass(CompletionFailed, Exception) and issubclass(CostCapReached, Exception)
 
 
+@pytest.mark.usefixtures("encodings")
 def test_estimate_counts_every_chain_step(chain_cli: Any, fake_openai: FakeOpenAI, workdir: Path) -> None:
     preset = write_preset(workdir)
     result = chain_cli("estimate", "--preset", str(preset), "--json")
@@ -332,6 +334,7 @@ def test_a_bug_in_an_async_filter_stops_the_run_with_one_line(
     assert "steps      prompt 6" in again.output
 
 
+@pytest.mark.usefixtures("encodings")
 def test_preflight_knows_when_a_chain_is_fully_answered(
     chain_cli: Any, fake_openai: FakeOpenAI, workdir: Path
 ) -> None:

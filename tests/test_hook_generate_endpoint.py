@@ -96,6 +96,7 @@ def test_an_unpriced_endpoint_has_unknown_cost_even_for_a_priced_model_name(
     assert local.report["usage"]["completion_tokens"] == 3000  # tokens still counted
 
 
+@pytest.mark.usefixtures("encodings")
 def test_estimate_keys_requests_on_the_endpoint_too(host: PluginHost, workdir: Path) -> None:
     server = Server(Endpoint(id="ollama@127.0.0.1/smollm2:135m", priced=False))
     with host.registered(server, "probe"):

@@ -29,6 +29,13 @@ def require_llama() -> None:
         needs("llama-cpp-python", "pip install 'synthtune[gguf]'")
 
 
+def require_hub() -> None:
+    try:
+        import huggingface_hub  # noqa: F401
+    except ImportError:
+        needs("huggingface_hub", "pip install 'synthtune[gguf]'")
+
+
 def gguf(path: Path, size: int = 64) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"GGUF" + bytes(size - 4))
@@ -103,6 +110,7 @@ def test_smollm2_without_its_package_says_how_to_install_it(monkeypatch: pytest.
 
 
 def test_a_hugging_face_file_comes_from_the_cache_without_the_network(tmp_path: Path) -> None:
+    require_hub()
     cached = hf_cache(
         tmp_path / "hf", "bartowski/SmolLM2-135M-Instruct-GGUF", "SmolLM2-135M-Instruct-Q4_K_M.gguf"
     )
@@ -165,6 +173,7 @@ class FakeHub(LocalServer):
 
 
 def test_a_hugging_face_file_is_downloaded_once_into_the_cache(tmp_path: Path) -> None:
+    require_hub()
     content = b"GGUF" + bytes(4096)
     with FakeHub("owner/tiny-GGUF", "tiny.Q8_0.gguf", content) as hub:
         spec, cache = "hf:owner/tiny-GGUF/tiny.Q8_0.gguf", str(tmp_path / "hf")

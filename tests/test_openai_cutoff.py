@@ -25,6 +25,9 @@ RUN = (
 )
 ALTERNATIVES = "--set train.plugin=trl|together|fireworks"
 
+# Every test here runs tune run or tune train, which count tokens.
+pytestmark = pytest.mark.usefixtures("encodings")
+
 
 @pytest.fixture(autouse=True)
 def warn_again(monkeypatch: pytest.MonkeyPatch) -> None:

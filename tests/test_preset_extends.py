@@ -84,6 +84,7 @@ def test_filter_appends_a_filter_with_default_settings_to_a_bundled_preset(
     assert report["kept"] == 1 and report["dropped"] == {"dedupe: exact duplicate": 2}
 
 
+@pytest.mark.usefixtures("encodings")
 def test_filter_is_repeatable_and_set_reaches_the_appended_filter(cli, workdir: Path) -> None:
     preset = shown(
         cli,

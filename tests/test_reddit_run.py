@@ -32,6 +32,7 @@ def run_args(server: FakeReddit, *more: str) -> list[str]:
     ]
 
 
+@pytest.mark.usefixtures("encodings")
 def test_limit_5_with_credentials_fetches_with_a_token_within_the_budget(
     cli, fake_openai: FakeOpenAI, workdir: Path, monkeypatch: pytest.MonkeyPatch, line_validators
 ) -> None:

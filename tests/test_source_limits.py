@@ -67,6 +67,7 @@ def test_the_run_takes_no_record_past_the_limit_and_the_source_sees_it(
     assert (context.limit, context.seed, context.plugin) == (3, 0, "probe")
 
 
+@pytest.mark.usefixtures("encodings")
 def test_the_estimate_passes_the_limit_too(host: PluginHost, workdir: Path, cli_for) -> None:
     source = CountingSource()
     with host.registered(source, "probe"):
@@ -179,6 +180,7 @@ def test_reddit_stops_downloading_once_the_limit_is_met(monkeypatch: pytest.Monk
     assert len(paths) < len(all_paths)
 
 
+@pytest.mark.usefixtures("encodings")
 def test_a_writing_coach_run_with_limit_3_downloads_no_more_than_it_needs(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
