@@ -230,6 +230,7 @@ def test_a_missing_package_says_which_extra(tmp_path: Path, monkeypatch: pytest.
 # -- presets ----------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("encodings")
 def test_writing_coach_hf_runs_on_a_local_copy(
     cli, fake_openai: FakeOpenAI, workdir: Path, line_validators
 ) -> None:

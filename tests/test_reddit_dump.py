@@ -189,6 +189,7 @@ def test_the_dump_gives_the_records_the_live_source_gives(dump_files, recorded) 
     assert next(r for r in dumped if r.id == "amp08").data["text"] == DINER
 
 
+@pytest.mark.usefixtures("encodings")
 def test_the_writing_coach_dataset_matches_the_live_one(
     cli, fake_openai: FakeOpenAI, workdir: Path, dump_files, monkeypatch: pytest.MonkeyPatch, line_validators
 ) -> None:

@@ -239,6 +239,7 @@ def test_module_entry_point_trains_as_accelerate_launch_would_run_it(
     assert json.loads((out / "synthtune-result.json").read_text()) == result
 
 
+@pytest.mark.usefixtures("encodings")
 def test_two_processes_under_torch_distributed_run_train_one_model(
     cli: Any, fake_openai: FakeOpenAI, workdir: Path
 ) -> None:
