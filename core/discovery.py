@@ -87,7 +87,8 @@ def entry_points_by_name() -> dict[str, list[EntryPoint]]:
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         found.setdefault(ep.name, []).append(ep)
     for candidates in found.values():
-        candidates.sort(key=_precedence)
+        if len(candidates) > 1:  # distributions are read only to order a name's candidates
+            candidates.sort(key=_precedence)
     return found
 
 

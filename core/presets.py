@@ -4,7 +4,8 @@ Presets come from the bundled ``synthtune.presets`` package, installed plugins
 (``register_presets``), and the user's folder (``$SYNTHTUNE_PRESETS_DIR``, default
 ``~/.config/synthtune/presets``). A plugin's preset cannot replace a bundled one or another
 plugin's (a warning names it); the user's folder wins over both. A path to a ``.toml`` file is
-always accepted as well.
+always accepted as well. A preset asked for by name is looked for in the user's folder, then in
+the bundled ones, before any plugin is imported to ask for its presets.
 
 A preset is resolved completely, every stage's settings validated against its plugin's model,
 before any work starts; errors name the file, the stage and the field.
@@ -226,6 +227,13 @@ def find_preset(name_or_path: str, host: PluginHost) -> PresetEntry:
             raise ConfigError(f"preset file not found: {name_or_path}")
         text = read_preset_text(path)
         return PresetEntry(_name_of(text, str(path), path.stem), str(path), text, "path", path)
+    # The files first, in the order of precedence: the user's folder wins over everything, and
+    # a plugin's preset can never take a bundled name, so a preset found in either is the one
+    # the full list would give, and no plugin is imported to find it.
+    for found in (_user(host.warnings), _bundled()):
+        named = [entry for entry in found if entry.name == name_or_path]
+        if named:
+            return named[-1]  # of two files with one name, the later wins (as in the full list)
     presets = available_presets(host)
     if name_or_path not in presets:
         known = ", ".join(sorted(presets)) or "none"
@@ -339,6 +347,13 @@ def _parent_lookup(host: PluginHost) -> ParentLookup:
             if not path.is_file():
                 raise ConfigError(f"preset file not found: {path}")
             return [PresetSource.of_file(str(path), path.read_text(encoding="utf-8"), path)]
+        # A plugin's preset never has a bundled preset's name: when a bundled one has it, the
+        # files hold every candidate and no plugin is imported to find them.
+        bundled = [entry for entry in _bundled() if entry.name == reference]
+        if bundled:
+            user = [entry for entry in _user(host.warnings) if entry.name == reference]
+            found = [*reversed(user), *reversed(bundled)]
+            return [PresetSource.of_file(entry.origin, entry.text, entry.path) for entry in found]
         if not entries:
             entries.extend(_entries(host))
         found = [entry for entry in reversed(entries) if entry.name == reference]
