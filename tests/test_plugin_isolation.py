@@ -53,7 +53,9 @@ def test_run_of_another_preset_works_without_importing_it(env: dict[str, str], w
 def test_a_preset_naming_the_broken_plugin_fails_with_its_reason(env: dict[str, str], workdir: Path) -> None:
     preset = workdir / "broken.toml"
     plot = (Path(__file__).parents[1] / "presets" / "plot-generator.toml").read_text()
-    preset.write_text(plot.replace('[source]\nplugin = "plot-generator"', '[source]\nplugin = "broken-example"'))
+    preset.write_text(
+        plot.replace('[source]\nplugin = "plot-generator"', '[source]\nplugin = "broken-example"')
+    )
     assert 'plugin = "broken-example"' in preset.read_text()
     result = tune("run", "--preset", str(preset), "--limit", "3", "--yes", env=env, cwd=workdir)
     assert result.returncode == 2
