@@ -59,6 +59,8 @@ class NoSettings(BaseModel):
 class PluginInfo(BaseModel):
     """What ``tune plugins list`` shows about one plugin."""
 
+    model_config = ConfigDict(defer_build=True)  # built by the listings that use it
+
     name: str
     version: str | None = None
     distribution: str | None = None
