@@ -61,8 +61,16 @@ def dist_info(ep: EntryPoint) -> tuple[str | None, str | None]:
         return (dist.name, dist.version)
     known = _DISTS.get(str(where))
     if known is None:
-        metadata = dist.metadata
-        known = _DISTS[str(where)] = (metadata["Name"], metadata["Version"])
+        # The Name and Version lines, read with regular expressions: ``dist.metadata`` parses
+        # the whole file as an e-mail, README included.
+        text = dist.read_text("METADATA") or ""
+        name, version = _NAME.search(text), _VERSION.search(text)
+        if name is None or version is None:
+            metadata = dist.metadata
+            known = (metadata["Name"], metadata["Version"])
+        else:
+            known = (name[1], version[1])
+        _DISTS[str(where)] = known
     return known
 
 
@@ -87,7 +95,8 @@ def entry_points_by_name() -> dict[str, list[EntryPoint]]:
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         found.setdefault(ep.name, []).append(ep)
     for candidates in found.values():
-        candidates.sort(key=_precedence)
+        if len(candidates) > 1:  # distributions are read only to order a name's candidates
+            candidates.sort(key=_precedence)
     return found
 
 
@@ -129,7 +138,7 @@ def unmet_requirement(ep: EntryPoint, current: Callable[[], str | None] = instal
     of ``ep``, from the ``synthtune`` requirement of its distribution (``None``: no such
     requirement, or it is met)."""
     dist = getattr(ep, "dist", None)
-    if dist is None or dist.name == BUNDLED_DISTRIBUTION:
+    if dist is None or dist_info(ep)[0] == BUNDLED_DISTRIBUTION:
         return None
     for line in requirement_lines(dist):
         specifier = synthtune_specifier(line)
@@ -137,15 +146,17 @@ def unmet_requirement(ep: EntryPoint, current: Callable[[], str | None] = instal
             continue
         version = current()
         if version is not None and not satisfies(version, specifier):
+            name, dist_version = dist_info(ep)
             return (
-                f"{dist.name} {dist.version} needs synthtune{specifier}, and synthtune {version} is "
-                f"installed: upgrade synthtune (pip install -U synthtune) or install a {dist.name} "
+                f"{name} {dist_version} needs synthtune{specifier}, and synthtune {version} is "
+                f"installed: upgrade synthtune (pip install -U synthtune) or install a {name} "
                 f"made for synthtune {version}"
             )
     return None
 
 
 _VERSION = re.compile(r"^Version:[ \t]*(\S+)", re.M)
+_NAME = re.compile(r"^Name:[ \t]*(\S+)", re.M)
 _REQUIRES_DIST = re.compile(r"^Requires-Dist:[ \t]*(.+?)[ \t]*$", re.M | re.I)
 # A Requires-Dist line: name, optional [extras], optional specifier (maybe in parentheses).
 _REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*\(?([^()]*)\)?\s*$")

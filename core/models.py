@@ -187,6 +187,9 @@ class TrainingExample(BaseModel):
     ``line`` is written as is; use the constructors to build it.
     """
 
+    # Built on first use (defer_build): ``tune run`` does not need it before its first request.
+    model_config = ConfigDict(defer_build=True)
+
     kind: Literal["chat", "completion", "preference"]
     line: JsonDict
 
@@ -230,7 +233,8 @@ class Framing(BaseModel):
     the single user message of a chat request.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    # Built on first use (defer_build): ``tune run`` does not need it before its first request.
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     style: Literal["chat", "completion"] = "chat"
     system_prompt: str | None = None
@@ -248,6 +252,9 @@ class Framing(BaseModel):
 class DatasetFiles(BaseModel):
     """A finished dataset, as handed to a trainer."""
 
+    # Built on first use (defer_build): ``tune run`` does not need it before its first request.
+    model_config = ConfigDict(defer_build=True)
+
     train: Path
     valid: Path | None = None
     kind: Literal["chat", "completion", "preference"] = "chat"
@@ -258,7 +265,8 @@ class DatasetFiles(BaseModel):
 class TrainingJob(BaseModel):
     """A training job as a trainer reports it."""
 
-    model_config = ConfigDict(extra="allow")
+    # Built on first use (defer_build): ``tune run`` does not need it before its first request.
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     id: str
     backend: str
@@ -273,6 +281,9 @@ class ResumeState(BaseModel):
     """The latest earlier run of the same preset in the run store, as a run sees it when it
     starts (:attr:`RunContext.resume`). Its answers are reused by this run either way (the
     cache is keyed on the requests); this tells a source or backend what happened before."""
+
+    # Built on first use (defer_build): ``tune run`` does not need it before its first request.
+    model_config = ConfigDict(defer_build=True)
 
     run_id: str
     status: str  # finished, capped, failed, or running (never finished: killed, or still going)

@@ -2,8 +2,11 @@
 
 Plugins are found through the ``synthtune`` entry-point group (see
 :mod:`synthtune.core.discovery` for which are loaded); bundled plugins are registered through the
-same group. A plugin that fails to import or register is set aside with one warning line naming
-it, and the rest keep working (no plugin can stop ``tune`` from starting). A plugin that raises
+same group. Finding them imports nothing: a plugin module is imported when its name is first
+needed (a preset names it in a stage, a listing needs every plugin), so ``tune run`` imports only
+the plugins its preset names. A plugin that fails to import or register is set aside with one
+warning line naming it when it is imported, and the rest keep working (no plugin can stop
+``tune`` from starting; a preset naming it fails with its reason). A plugin that raises
 while serving a stage becomes a one-line :class:`PluginError` naming the plugin, the stage and
 the record, generators included. The pipeline never calls ``pm.hook`` directly: it asks
 :meth:`PluginHost.stage` for the one implementation the preset chose.
@@ -55,6 +58,8 @@ class NoSettings(BaseModel):
 
 class PluginInfo(BaseModel):
     """What ``tune plugins list`` shows about one plugin."""
+
+    model_config = ConfigDict(defer_build=True)  # built by the listings that use it
 
     name: str
     version: str | None = None
@@ -187,50 +192,81 @@ class PluginHost:
     _dists: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
     _calls: dict[tuple[str, str], StageCall] = field(default_factory=dict)
     _reported: set[str] = field(default_factory=set)
+    # Discovered and allowed, not imported yet: plugin name -> its entry points, in the order to
+    # try them (see :meth:`discover`).
+    pending: dict[str, list[EntryPoint]] = field(default_factory=dict)
+    _by_name: dict[str, list[EntryPoint]] = field(default_factory=dict)
+    _version: list[str | None] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.pm.add_hookspecs(hookspecs)
 
     # -- loading -----------------------------------------------------------------------------
 
-    def load_entrypoints(self) -> None:
-        """Load every plugin of the ``synthtune`` entry-point group, honouring the allow- and
-        block-list environment variables (plugin or distribution names). Failures become one
-        warning line each and an entry in :attr:`skipped`, never exceptions (see
-        :mod:`synthtune.core.discovery` for the rules).
-
-        When several installed distributions register the same plugin name, one is loaded (the
-        bundled one, else the first by distribution name that loads) and a warning names them
-        all; the others are listed in :attr:`shadowed` (``tune plugins list`` shows them)."""
+    def discover(self) -> None:
+        """Find every plugin of the ``synthtune`` entry-point group without importing any: the
+        entry points (names and distributions) are read, the allow- and block-list environment
+        variables applied (plugin or distribution names; a plugin they keep out is in
+        :attr:`skipped` at once), and the rest wait in :attr:`pending` until their name is
+        needed (:meth:`plugin`, :meth:`stage` ...) or a listing needs them all (:meth:`names`,
+        :meth:`info`, :meth:`each`, :meth:`load_all`). Importing is where a plugin can fail; it
+        fails then, with the warning line :meth:`load` describes."""
         allow, block = name_list(LOAD_ENV), name_list(DISABLE_ENV) or set()
         by_name = entry_points_by_name()
-        version: list[str | None] = []  # the installed synthtune's, looked up on first need
-
-        def current() -> str | None:
-            if not version:
-                version.append(bundled_version(by_name))
-            return version[0]
-
+        self._by_name.update(by_name)
         for name, candidates in by_name.items():
-            if self.pm.has_plugin(name):
+            if self.pm.has_plugin(name) or name in self.pending:
                 continue
             allowed = []
             for ep in candidates:
-                reason = skip_reason(name, dist_info(ep)[0], allow, block)
+                # The distribution's name is read only when a list names something to match.
+                dist = dist_info(ep)[0] if allow is not None or block else None
+                reason = skip_reason(name, dist, allow, block)
                 if reason is None:
                     allowed.append(ep)
                 elif not allowed:
                     self.skipped[name] = reason
-            loaded, failed = None, []
-            for ep in allowed:
-                if self._load(ep, current):
-                    loaded = ep
-                    break
-                failed.append(ep)  # already warned about: the next one may load
-            # Left out by the environment: the user's choice, not a clash to warn about.
-            others = [ep for ep in allowed if ep is not loaded and ep not in failed]
-            if loaded is not None and others:
-                self._report_clash(name, loaded, others)
+            if allowed:
+                self.pending[name] = allowed
+
+    def load_entrypoints(self) -> None:
+        """Discover every plugin (:meth:`discover`) and import them all now (:meth:`load_all`)."""
+        self.discover()
+        self.load_all()
+
+    def load_all(self) -> None:
+        """Import every discovered plugin not imported yet (listings need them all)."""
+        for name in list(self.pending):
+            self.load(name)
+
+    def load(self, name: str) -> bool:
+        """Import and register the discovered plugin ``name`` if it is not yet; True when a
+        plugin of that name is registered. Failures become one warning line each and an entry in
+        :attr:`skipped`, never exceptions.
+
+        When several installed distributions register the same plugin name, one is loaded (the
+        bundled one, else the first by distribution name that loads) and a warning names them
+        all; the others are listed in :attr:`shadowed` (``tune plugins list`` shows them)."""
+        allowed = self.pending.pop(name, None)
+        if allowed is None:
+            return name in self._dists
+        loaded, failed = None, []
+        for ep in allowed:
+            if self._load(ep, self._current_version):
+                loaded = ep
+                break
+            failed.append(ep)  # already warned about: the next one may load
+        # Left out by the environment: the user's choice, not a clash to warn about.
+        others = [ep for ep in allowed if ep is not loaded and ep not in failed]
+        if loaded is not None and others:
+            self._report_clash(name, loaded, others)
+        return loaded is not None
+
+    def _current_version(self) -> str | None:
+        """The installed synthtune's version, looked up on first need."""
+        if not self._version:
+            self._version.append(bundled_version(self._by_name))
+        return self._version[0]
 
     def _load(self, ep: EntryPoint, current: Callable[[], str | None]) -> bool:
         """Import and register one entry point; False (with a warning) when that fails."""
@@ -293,6 +329,7 @@ class PluginHost:
             return False
         self._dists[name] = dist_info
         self.skipped.pop(name, None)
+        self.pending.pop(name, None)  # registered by hand: its entry point is not imported
         self._calls.clear()
         return True
 
@@ -341,9 +378,14 @@ class PluginHost:
     # -- queries -----------------------------------------------------------------------------
 
     def names(self) -> list[str]:
+        """Every registered plugin's name (every discovered plugin is imported first)."""
+        self.load_all()
         return sorted(name for name, _ in self.pm.list_name_plugin() if name in self._dists)
 
     def plugin(self, name: str) -> object:
+        """The plugin registered as ``name``, imported now if it was only discovered."""
+        if name in self.pending:
+            self.load(name)
         plugin = self.pm.get_plugin(name)
         if plugin is None or name not in self._dists:
             if name in self.skipped:
@@ -419,7 +461,9 @@ class PluginHost:
         return NoSettings
 
     def each(self, hook: str) -> Iterator[tuple[str, Callable[..., Any]]]:
-        """(plugin name, function) for every registered implementation of a registration hook."""
+        """(plugin name, function) for every registered implementation of a registration hook
+        (every discovered plugin is imported first: any of them may implement it)."""
+        self.load_all()
         by_plugin = {id(p): n for n, p in self.pm.list_name_plugin()}
         for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls()):
             name = by_plugin.get(id(impl.plugin))
@@ -436,11 +480,12 @@ _host: PluginHost | None = None
 
 
 def get_host() -> PluginHost:
-    """The process-wide host with every installed plugin loaded (done once)."""
+    """The process-wide host with every installed plugin discovered (done once); each is
+    imported when first needed."""
     global _host
     if _host is None:
         _host = PluginHost()
-        _host.load_entrypoints()
+        _host.discover()
     return _host
 
 

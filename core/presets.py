@@ -4,7 +4,8 @@ Presets come from the bundled ``synthtune.presets`` package, installed plugins
 (``register_presets``), and the user's folder (``$SYNTHTUNE_PRESETS_DIR``, default
 ``~/.config/synthtune/presets``). A plugin's preset cannot replace a bundled one or another
 plugin's (a warning names it); the user's folder wins over both. A path to a ``.toml`` file is
-always accepted as well.
+always accepted as well. A preset asked for by name is looked for in the user's folder, then in
+the bundled ones, before any plugin is imported to ask for its presets.
 
 A preset is resolved completely, every stage's settings validated against its plugin's model,
 before any work starts; errors name the file, the stage and the field.
@@ -135,11 +136,21 @@ def _name_of(text: str, origin: str, fallback: str) -> str:
     return name if isinstance(name, str) and name else fallback
 
 
-def _bundled() -> Iterable[PresetEntry]:
+def _may_be_named(text: str, stem: str, wanted: str | None) -> bool:
+    """False only when the file cannot be the preset named ``wanted``: its name is its ``name``
+    key (the text holds it, unless written with escapes) or else its file name."""
+    return wanted is None or stem == wanted or wanted in text or "\\" in text
+
+
+def _bundled(wanted: str | None = None) -> Iterable[PresetEntry]:
+    """The bundled presets (only those that may be named ``wanted``, when given: the others are
+    not parsed)."""
     folder = importlib.resources.files("synthtune.presets")
     for item in sorted(folder.iterdir(), key=lambda p: p.name):
         if item.name.endswith(".toml"):
             text = item.read_text(encoding="utf-8")
+            if not _may_be_named(text, item.name[:-5], wanted):
+                continue
             origin = f"presets/{item.name}"
             path = item if isinstance(item, Path) else None
             yield PresetEntry(_name_of(text, origin, item.name[:-5]), origin, text, "bundled", path)
@@ -153,7 +164,8 @@ def user_preset_dir() -> Path:
     return Path(base) / "synthtune" / "presets"
 
 
-def _user(warnings: list[str]) -> Iterable[PresetEntry]:
+def _user(warnings: list[str], wanted: str | None = None) -> Iterable[PresetEntry]:
+    """The user's presets (only those that may be named ``wanted``, when given)."""
     folder = user_preset_dir()
     if folder.is_dir():
         for path in sorted(folder.glob("*.toml")):
@@ -161,6 +173,8 @@ def _user(warnings: list[str]) -> Iterable[PresetEntry]:
                 text = read_preset_text(path)
             except ConfigError as error:  # one unreadable file must not hide every other preset
                 warnings.append(f"preset file skipped: {error}")
+                continue
+            if not _may_be_named(text, path.stem, wanted):
                 continue
             yield PresetEntry(_name_of(text, str(path), path.stem), str(path), text, "user", path)
 
@@ -230,6 +244,13 @@ def find_preset(name_or_path: str, host: PluginHost) -> PresetEntry:
             raise ConfigError(f"preset file not found: {name_or_path}")
         text = read_preset_text(path)
         return PresetEntry(_name_of(text, str(path), path.stem), str(path), text, "path", path)
+    # The files first, in the order of precedence: the user's folder wins over everything, and
+    # a plugin's preset can never take a bundled name, so a preset found in either is the one
+    # the full list would give, and no plugin is imported to find it.
+    for found in (_user(host.warnings, name_or_path), _bundled(name_or_path)):
+        named = [entry for entry in found if entry.name == name_or_path]
+        if named:
+            return named[-1]  # of two files with one name, the later wins (as in the full list)
     presets = available_presets(host)
     if name_or_path not in presets:
         known = ", ".join(sorted(presets)) or "none"
@@ -343,6 +364,13 @@ def _parent_lookup(host: PluginHost) -> ParentLookup:
             if not path.is_file():
                 raise ConfigError(f"preset file not found: {path}")
             return [PresetSource.of_file(str(path), path.read_text(encoding="utf-8"), path)]
+        # A plugin's preset never has a bundled preset's name: when a bundled one has it, the
+        # files hold every candidate and no plugin is imported to find them.
+        bundled = [entry for entry in _bundled(reference) if entry.name == reference]
+        if bundled:
+            user = [entry for entry in _user(host.warnings, reference) if entry.name == reference]
+            found = [*reversed(user), *reversed(bundled)]
+            return [PresetSource.of_file(entry.origin, entry.text, entry.path) for entry in found]
         if not entries:
             entries.extend(_entries(host))
         found = [entry for entry in reversed(entries) if entry.name == reference]

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from synthtune.core.store import RunStore
 
 
 class AnswerCost(BaseModel):
     """Answers, tokens and dollars of one group of a run's answers (``usd`` None: unknown)."""
+
+    model_config = ConfigDict(defer_build=True)  # built when a report needs it
 
     answers: int = 0
     prompt_tokens: int = 0
@@ -25,6 +27,8 @@ class AnswerCost(BaseModel):
 
 class DatasetCost(BaseModel):
     """A run's dataset cost, split by who paid for the answers."""
+
+    model_config = ConfigDict(defer_build=True)  # built when a report needs it
 
     this_run: AnswerCost
     earlier_runs: AnswerCost

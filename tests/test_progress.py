@@ -48,3 +48,29 @@ def test_total_shows_once_the_source_is_exhausted_and_dollars_when_known() -> No
     assert "2.0 req/s" in details and "$0.5000" in details and "2 cached" in details
     _, unknown = describe(_stats(requests=10, generated=4, cost_known=False), 2.0)
     assert "$" not in unknown
+
+
+def test_rich_is_imported_only_where_the_display_can_show() -> None:
+    import os
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from synthtune.core.cli.progress import RunProgress\n"
+        "from synthtune.core.pipeline import RunStats\n"
+        "with RunProgress() as progress:\n"
+        "    progress(RunStats(requests=2, generated=1))\n"
+        "print(progress.enabled, 'rich' in sys.modules)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
+    piped = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True)
+    assert piped.stdout.split() == ["False", "False"]  # stderr is a pipe: rich is never imported
+    forced = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        env={**env, "FORCE_COLOR": "1"},
+        check=True,
+    )
+    assert forced.stdout.split() == ["True", "True"] and "generating" in forced.stderr  # rich decides

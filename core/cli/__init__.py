@@ -7,12 +7,14 @@ exception raised by a command a plugin added becomes one line naming the plugin.
 ``--traceback`` or set ``SYNTHTUNE_TRACEBACK=1`` to see the original. Plugin warnings (a plugin
 that failed to load, register presets or add commands) are printed once, as ``warning: ...``.
 
-Startup stays cheap: command modules are imported when the app is built, and they import heavy
-libraries (openai, aiohttp, jsonschema) only inside the functions that need them.
+Startup stays cheap: ``tune CMD`` builds only the core command it runs (``build_app(only=CMD)``)
+and imports only the plugins that command needs; command modules import heavy libraries
+(openai, aiohttp, jsonschema) only inside the functions that need them.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import sqlite3
 import sys
@@ -145,24 +147,33 @@ def _add_plugin_commands(app: typer.Typer, host: PluginHost, owners: dict[str, s
                 host.warnings.append(f"plugin {name!r} command {command!r} was not added: {taken_by}")
 
 
-def build_app(host: PluginHost | None = None) -> typer.Typer:
-    """The ``tune`` app, with the commands of every plugin loaded in ``host``."""
-    from synthtune.core.cli import (
-        estimate_cmd,
-        eval_cmd,
-        export_cmd,
-        jobs_cmd,
-        plugin_cmd,
-        plugins_cmd,
-        presets_cmd,
-        report_cmd,
-        review_cmd,
-        run_cmd,
-        train_cmd,
-        try_cmd,
-        validate_cmd,
-    )
+# The core's commands, in the order ``tune --help`` lists them: name -> the module (in this
+# package) whose ``register(app, host)`` adds it.
+CORE_COMMANDS = {
+    "run": "run_cmd",
+    "estimate": "estimate_cmd",
+    "presets": "presets_cmd",
+    "plugins": "plugins_cmd",
+    "review": "review_cmd",
+    "report": "report_cmd",
+    "validate": "validate_cmd",
+    "train": "train_cmd",
+    "jobs": "jobs_cmd",
+    "export": "export_cmd",
+    "try": "try_cmd",
+    "eval": "eval_cmd",
+    "plugin": "plugin_cmd",
+}
 
+
+def build_app(host: PluginHost | None = None, only: str | None = None) -> typer.Typer:
+    """The ``tune`` app, with the commands of every plugin in ``host``.
+
+    ``only``, the name of a core command, builds that command alone (what ``tune CMD ...``
+    runs): the other command modules are not imported, and no plugin is imported to ask for its
+    commands (a core command's name is never a plugin's). Any other ``only`` (a plugin's command,
+    a mistyped one) builds every command, as does ``None`` (``tune --help`` lists them all).
+    """
     host = host or get_host()
     owners: dict[str, str] = {}
     root_group = type("RootGroup", (RootGroup,), {"host": host, "owners": owners})
@@ -197,20 +208,11 @@ def build_app(host: PluginHost | None = None) -> typer.Typer:
         for warning in host.unreported_warnings():
             typer.echo(f"warning: {warning}", err=True)
 
-    run_cmd.register(app, host)
-    estimate_cmd.register(app, host)
-    presets_cmd.register(app, host)
-    plugins_cmd.register(app, host)
-    review_cmd.register(app, host)
-    report_cmd.register(app, host)
-    validate_cmd.register(app, host)
-    train_cmd.register(app, host)
-    jobs_cmd.register(app, host)
-    export_cmd.register(app, host)
-    try_cmd.register(app, host)
-    eval_cmd.register(app, host)
-    plugin_cmd.register(app, host)
-    _add_plugin_commands(app, host, owners)
+    core_only = only is not None and only in CORE_COMMANDS
+    for name in [only] if only is not None and core_only else list(CORE_COMMANDS):
+        importlib.import_module(f"{__name__}.{CORE_COMMANDS[name]}").register(app, host)
+    if not core_only:
+        _add_plugin_commands(app, host, owners)
     return app
 
 
@@ -220,13 +222,13 @@ def main() -> None:
     if sys.argv[1:] == ["--version"]:
         print(f"synthtune {_version()}")
         return
-    # Plugins are loaded before the options are parsed: a debug switch in front of the command
-    # must already be in the environment for their load warnings to carry tracebacks.
+    # A debug switch in front of the command must be in the environment before any plugin is
+    # imported (building the app may import them all) for their load warnings to carry tracebacks.
     args = sys.argv[1:]
     command = next((i for i, arg in enumerate(args) if not arg.startswith("-")), len(args))
     if set(DEBUG_SWITCHES) & set(args[:command]):
         os.environ[TRACEBACK_ENV] = "1"
-    app = build_app()
+    app = build_app(only=args[command] if command < len(args) else None)
     try:
         app(prog_name=os.path.basename(sys.argv[0]) or "tune")
     except BrokenPipeError:  # outside a command (help text, an error line): exit 0 all the same

@@ -69,6 +69,9 @@ class FakeOpenAI(BatchesAPI, FineTuningAPI):
         self.limits = ServerLimits(rpm, tpm, burst_seconds) if (rpm or tpm) else None
         self.faults = faults
         self.requests_total = 0
+        # time.monotonic() when the first chat request arrived (system-wide on Linux: a benchmark
+        # in another process compares it with its own clock instead of polling).
+        self.first_request_at: float | None = None
         self.attempts: Counter[str] = Counter()  # body digest -> requests seen
         self.status_counts: Counter[int] = Counter()  # HTTP status -> responses sent
         self.faults_injected: Counter[str] = Counter()
@@ -121,12 +124,15 @@ class FakeOpenAI(BatchesAPI, FineTuningAPI):
     # -- handlers ---------------------------------------------------------------------------------
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
+        arrived = time.monotonic()
         try:
             body = await request.json()
         except json.JSONDecodeError:
             return self._send(error_response(400, "body is not JSON"))
         digest = body_digest(body)
         with self._lock:
+            if self.first_request_at is None:
+                self.first_request_at = arrived
             self.requests_total += 1
             attempt = self.attempts[digest]
             self.attempts[digest] += 1
@@ -263,6 +269,7 @@ class FakeOpenAI(BatchesAPI, FineTuningAPI):
                     "status": {str(k): v for k, v in self.status_counts.items()},
                     "faults": dict(self.faults_injected),
                     "answered_twice": len(self.answered_twice()),
+                    "first_request_at": self.first_request_at,
                 }
             )
 
