@@ -190,6 +190,7 @@ def plot(n: int, concurrency: int, latency: float, repeat: int) -> None:
                 args = [
                     str(TUNE), "run", "--preset", "plot-generator", "--limit", str(n), "--yes",
                     "--set", f"source.count={n}", "--set", f"generate.concurrency={concurrency}",
+                    "--set", "eval.holdout=0",  # every record trains: n requests
                     "--store", str(Path(tmp) / "bench.db"), "--out", str(Path(tmp) / "out"),
                 ]  # fmt: skip
                 before = server.stats()["requests"]
