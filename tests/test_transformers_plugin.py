@@ -164,7 +164,7 @@ def test_bad_models_are_one_line_config_errors(tiny: Path, workdir: Path) -> Non
     config = json.loads((adapter / "adapter_config.json").read_text())
     del config["base_model_name_or_path"]
     (adapter / "adapter_config.json").write_text(json.dumps(config))
-    with pytest.raises(ConfigError, match="names no base_model_name_or_path; set generate.model"):
+    with pytest.raises(ConfigError, match="names no base_model_name_or_path; give the base model yourself"):
         resolve(TransformersGenerateSettings(model=str(adapter)))
     with pytest.raises(ConfigError, match="generate.adapter 'nope': no such folder"):
         resolve(TransformersGenerateSettings(model="any/model", adapter="nope"))
@@ -255,3 +255,28 @@ def test_trl_starts_from_a_gguf_file_and_its_adapter_answers(cli, workdir: Path)
         train_sft(
             settings.model_copy(update={"model": str(workdir / "gone.gguf")}), dataset, None, out, seed=1
         )
+
+
+def test_merge_adapter_saves_one_plain_model_that_answers_as_base_plus_adapter(
+    cli, tiny: Path, workdir: Path
+) -> None:
+    adapter = make_adapter(tiny, workdir / "adapter")
+    done = cli("merge-adapter", str(adapter), "--out", "merged")
+    assert done.exit_code == 0, done.output
+    assert done.stdout.startswith(f"merged {adapter} into {tiny}: merged (")
+    merged = workdir / "merged"
+    assert (merged / "config.json").is_file() and not (merged / "adapter_config.json").exists()
+    assert (merged / "tokenizer.json").is_file()
+    request = ask("the hero walks", max_tokens=10, temperature=0)
+    (with_adapter,) = answers(TransformersGenerateSettings(model=str(adapter)), [request])
+    (from_merged,) = answers(TransformersGenerateSettings(model=str(merged)), [request])
+    assert from_merged.text == with_adapter.text
+    again = cli("merge-adapter", str(adapter), "--out", "merged")
+    assert again.exit_code == 2
+    assert again.stderr.strip().splitlines() == [
+        "error: --out merged exists and is not empty: choose a new folder"
+    ]
+    shutil.rmtree(tiny)
+    gone = cli("merge-adapter", str(adapter), "--out", "other")
+    assert gone.exit_code == 2 and "its base model" in gone.stderr and "(set --base to" in gone.stderr
+    assert len(gone.stderr.strip().splitlines()) == 1

@@ -10,13 +10,21 @@ torch sees one, else on the CPU. Nothing heavy is imported until a run uses the 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 from synthtune.core import Endpoint, GenerationOutcome, GenerationRequest, RunContext, hookimpl
 
 if TYPE_CHECKING:
     from synthtune.plugins.transformers.settings import TransformersGenerateSettings
+
+
+@hookimpl
+def register_commands(cli: Any) -> None:
+    """``tune merge-adapter ADAPTER --out DIR``: a LoRA adapter merged into its base model."""
+    from synthtune.plugins.transformers.merge import register
+
+    register(cli)
 
 
 @hookimpl

@@ -47,7 +47,7 @@ def _looks_like_path(name: str) -> bool:
     return name.startswith((".", "/", "~")) or os.path.isabs(name) or name.count("/") > 1
 
 
-def _adapter_base(folder: Path) -> str:
+def adapter_base(folder: Path) -> str:
     """The base model an adapter folder names; ConfigError if the file is unreadable or has none."""
     config_file = folder / ADAPTER_CONFIG
     try:
@@ -57,22 +57,23 @@ def _adapter_base(folder: Path) -> str:
     base = config.get("base_model_name_or_path") if isinstance(config, dict) else None
     if not isinstance(base, str) or not base:
         raise ConfigError(
-            f"adapter {folder}: {ADAPTER_CONFIG} names no base_model_name_or_path; set generate.model "
-            "to the base model and generate.adapter to this folder"
+            f"adapter {folder}: {ADAPTER_CONFIG} names no base_model_name_or_path; give the base "
+            "model yourself (generate.model with generate.adapter, or --base)"
         )
     return base
 
 
-def _checked_base(base: str, adapter: Path | None) -> str:
-    """A base model that exists: a folder with config.json (or a .gguf file), or a Hub name."""
+def checked_base(base: str, adapter: Path | None, where: str = "generate.model") -> str:
+    """A base model that exists: a folder with config.json, or a Hub name. ``where`` names the
+    setting (or option) that gives it, for the error message."""
     expanded = Path(os.path.expanduser(base))
-    whose = f"adapter {adapter}: its base model" if adapter is not None else "generate.model"
+    whose = f"adapter {adapter}: its base model" if adapter is not None else where
     if expanded.is_dir():
         if not (expanded / "config.json").is_file():
             raise ConfigError(f"{whose} {base!r} is a folder without config.json (not a model)")
         return str(expanded)
     if _looks_like_path(base) or expanded.exists():
-        fix = " (set generate.model to where the base model is now)" if adapter is not None else ""
+        fix = f" (set {where} to where the base model is now)" if adapter is not None else ""
         raise ConfigError(f"{whose} {base!r} is missing: no such folder{fix}")
     return base  # a Hugging Face model name
 
@@ -94,14 +95,14 @@ def resolve(settings: TransformersGenerateSettings) -> ModelSpec:
             )
         spec = ModelSpec(base=str(path.parent), gguf_file=path.name)
     elif path.is_dir() and (path / ADAPTER_CONFIG).is_file() and adapter is None:
-        spec = ModelSpec(base=_checked_base(_adapter_base(path), path), adapter=str(path))
+        spec = ModelSpec(base=checked_base(adapter_base(path), path), adapter=str(path))
     else:
         if path.is_dir() and not (path / "config.json").is_file():
             raise ConfigError(
                 f"generate.model {name!r}: {path} has neither config.json nor {ADAPTER_CONFIG} "
                 "(not a model or adapter folder)"
             )
-        spec = ModelSpec(base=_checked_base(name, None))
+        spec = ModelSpec(base=checked_base(name, None))
         if adapter is not None:
             spec.adapter = str(adapter)
     modules = ["torch", "transformers"] + (["peft"] if spec.adapter else [])
