@@ -70,7 +70,11 @@ class HeldoutPlugin:
 
     @hookimpl
     def stage_settings(self, stage: str) -> type[BaseModel] | None:
-        return {"source": HeldoutSourceSettings, "prompt": HeldoutPromptSettings}.get(stage)
+        models: dict[str, type[BaseModel]] = {
+            "source": HeldoutSourceSettings,
+            "prompt": HeldoutPromptSettings,
+        }
+        return models.get(stage)
 
     @hookimpl
     def source(self, settings: HeldoutSourceSettings, context: RunContext) -> Iterator[Record]:

@@ -43,9 +43,11 @@ def _libraries(spec: ModelSpec) -> SimpleNamespace:
         import torch
         import transformers
 
-        peft = None
+        peft: Any = None
         if spec.adapter:
-            import peft
+            import peft as peft_module
+
+            peft = peft_module
     except ImportError as error:
         raise ConfigError(f"the transformers plugin needs {error.name}: {INSTALL}") from None
     return SimpleNamespace(torch=torch, transformers=transformers, peft=peft)
