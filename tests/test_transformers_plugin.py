@@ -122,6 +122,30 @@ def test_answers_are_seeded_per_request_counted_and_cut_at_stop_strings(tiny: Pa
     assert stop not in stopped.text and greedy.text.startswith(stopped.text)
 
 
+def test_the_event_loop_stays_free_while_the_model_loads_and_answers(tiny: Path) -> None:
+    settings = TransformersGenerateSettings(model=str(tiny))
+    engine = TransformersEngine(settings, RunContext(run_id="t", seed=0), resolve(settings))
+    ticks = 0
+
+    async def feed():
+        yield ask("the hero walks", max_tokens=32)
+
+    async def main() -> list:
+        nonlocal ticks
+        generation = asyncio.ensure_future(_collect(engine.run(feed())))
+        while not generation.done():
+            ticks += 1
+            await asyncio.sleep(0.005)
+        return await generation
+
+    (outcome,) = asyncio.run(main())
+    assert outcome.ok and ticks >= 10  # loading alone takes longer than 50 ms; the loop ticked on
+
+
+async def _collect(outcomes: Any) -> list:
+    return [outcome async for outcome in outcomes]
+
+
 def test_an_adapter_folder_alone_brings_its_base_and_changes_the_answers(tiny: Path, workdir: Path) -> None:
     adapter = make_adapter(tiny, workdir / "adapter")
     assert json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"] == str(tiny)
@@ -247,6 +271,11 @@ def test_trl_starts_from_a_gguf_file_and_its_adapter_answers(cli, workdir: Path)
     assert config["base_model_name_or_path"] == str(base.resolve())
     (answer,) = answers(TransformersGenerateSettings(model=str(out)), [ask("Name a colour.", max_tokens=4)])
     assert answer.ok and answer.usage.completion_tokens >= 1 and answer.model == "base-model+out"
+    # The GGUF itself answers through the transformers plugin too (dequantised at load).
+    (from_gguf,) = answers(
+        TransformersGenerateSettings(model=str(source)), [ask("Name a colour.", max_tokens=4)]
+    )
+    assert from_gguf.ok and from_gguf.text and from_gguf.model == source.name
     # A second training run reuses the converted checkpoint.
     stamp = (base / "model.safetensors").stat().st_mtime_ns
     train_sft(settings.model_copy(update={"max_steps": 1}), dataset, None, out, seed=1)
