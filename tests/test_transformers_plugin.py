@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from conftest import needs
-from synthtune.core import ConfigError, RunContext
+from synthtune.core import ConfigError, GenerationError, RunContext
 from synthtune.core.models import ChatMessage, GenerationRequest, SamplingParams
 
 try:
@@ -49,6 +49,10 @@ def offline_hub(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     if MISSING:
         needs(MISSING, INSTALL)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # huggingface_hub read the variable when it was imported (before this fixture): set its flag too.
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setenv("HF_HOME", str(workdir / "hf-home"))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     threads = torch.get_num_threads()
@@ -309,3 +313,30 @@ def test_merge_adapter_saves_one_plain_model_that_answers_as_base_plus_adapter(
     gone = cli("merge-adapter", str(adapter), "--out", "other")
     assert gone.exit_code == 2 and "its base model" in gone.stderr and "(set --base to" in gone.stderr
     assert len(gone.stderr.strip().splitlines()) == 1
+
+
+def test_a_hugging_face_name_in_the_local_cache_answers_offline(tiny: Path, workdir: Path) -> None:
+    """HF_HUB_OFFLINE=1 (see the fixture): the model comes from the Hub cache's layout, no network."""
+    hub = workdir / "hub-cache"
+    snapshot = hub / "models--synthtune--tiny-llama" / "snapshots" / "0123abcd"
+    shutil.copytree(tiny, snapshot)
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("0123abcd")
+    settings = TransformersGenerateSettings(model="synthtune/tiny-llama", cache_dir=str(hub))
+    assert resolve(settings).base == "synthtune/tiny-llama"
+    request = ask("the hero walks", max_tokens=6, temperature=0)
+    (cached,) = answers(settings, [request])
+    (local,) = answers(TransformersGenerateSettings(model=str(tiny)), [request])
+    assert cached.ok and cached.text == local.text and cached.model == "tiny-llama"
+    with pytest.raises(GenerationError, match="could not load synthtune/not-downloaded: "):
+        answers(TransformersGenerateSettings(model="synthtune/not-downloaded", cache_dir=str(hub)), [request])
+
+
+def test_an_adapter_retrained_in_the_same_folder_is_a_new_endpoint(tiny: Path, workdir: Path) -> None:
+    adapter = make_adapter(tiny, workdir / "adapter")
+    settings = TransformersGenerateSettings(model=str(adapter))
+    (adapter / "synthtune-fingerprint").write_text("first-training\n")
+    first = endpoint(settings).id
+    (adapter / "synthtune-fingerprint").write_text("second-training\n")
+    assert endpoint(settings).id != first
+    assert endpoint(settings).priced is False

@@ -84,6 +84,8 @@ class TransformersEngine:
         if self.settings.dtype == "auto" and self.device == "cpu":
             dtype = torch.float32  # half precision is slow (or unsupported) on most CPUs
         options: dict[str, Any] = {"trust_remote_code": self.settings.trust_remote_code}
+        if self.settings.cache_dir is not None:
+            options["cache_dir"] = self.settings.cache_dir
         if self.spec.gguf_file:
             options["gguf_file"] = self.spec.gguf_file
         what = self.spec.gguf_file or self.spec.base

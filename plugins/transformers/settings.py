@@ -31,6 +31,10 @@ class TransformersGenerateSettings(GenerateSettings):
     max_new_tokens: int = Field(
         default=1024, ge=1, description="answer length when a request sets no max_tokens"
     )
+    cache_dir: str | None = Field(
+        default=None,
+        description="the Hugging Face cache Hub model names are read from; default its usual place",
+    )
     n_threads: int | None = Field(default=None, ge=1, description="CPU threads; default: torch's")
     trust_remote_code: bool = trust.user_only(
         False, "run the model repository's own Python code (only from --set, never from a preset file)"
