@@ -17,6 +17,7 @@ import functools
 import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -110,11 +111,7 @@ class TransformersEngine:
 
     @staticmethod
     def _has_tokenizer(folder: str | None) -> bool:
-        if folder is None:
-            return False
-        from pathlib import Path
-
-        return (Path(folder) / "tokenizer_config.json").is_file()
+        return folder is not None and (Path(folder) / "tokenizer_config.json").is_file()
 
     def _eos_ids(self) -> set[int]:
         eos = self.model.generation_config.eos_token_id
