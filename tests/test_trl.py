@@ -27,18 +27,13 @@ from synthtune.core.testing import FakeOpenAI
 try:
     import torch
     from peft import PeftModel
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from tiny_model import tiny_model
+    from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
     MISSING = None
 except ImportError as error:  # pragma: no cover - CI installs the extra
     MISSING = f"{error.name} (the local extra)"
 
-CHAT_TEMPLATE = (
-    "{% for message in messages %}<|{{ message['role'] }}|>\n{{ message['content'] }}<|end|>\n{% endfor %}"
-    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
-)
-SPECIALS = ["<pad>", "<unk>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>"]
 # Small and quick on two busy cores; a high learning rate so a few steps move a random model.
 FAST = {
     "max_steps": 12,
@@ -83,42 +78,6 @@ def synthtune_dataset(cli: Any, workdir: Path, count: int = 12) -> Path:
     path = workdir / "runs" / "plot-generator" / "train.jsonl"
     assert len(read_jsonl(path)) == count
     return path
-
-
-def tiny_model(dataset: Path, folder: Path) -> Path:
-    """Save a random tiny Llama and a word-level tokenizer (with a chat template) to ``folder``."""
-    texts = [m["content"] for line in read_jsonl(dataset) for m in line["messages"]]
-    word_level = Tokenizer(models.WordLevel(unk_token="<unk>"))
-    word_level.pre_tokenizer = pre_tokenizers.Whitespace()
-    word_level.train_from_iterator(texts, trainers.WordLevelTrainer(special_tokens=SPECIALS))
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=word_level,
-        pad_token="<pad>",
-        unk_token="<unk>",
-        eos_token="<|end|>",
-        additional_special_tokens=SPECIALS[3:],
-    )
-    tokenizer.chat_template = CHAT_TEMPLATE
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=None,
-        tie_word_embeddings=False,
-        # Wide enough weights that a frozen head behind RMSNorm can still express a confident
-        # distribution (at 0.02 a random tiny head caps every logit near 1).
-        initializer_range=0.2,
-    )
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 def mean_token_loss(model: Any, tokenizer: Any, dataset: Path, max_length: int) -> float:

@@ -95,3 +95,29 @@ def test_errors_are_one_line(cli, fake_openai: FakeOpenAI, workdir: Path) -> Non
     assert missing.exit_code == 1
     assert missing.stderr.strip().startswith("error: ") and "The model does not exist" in missing.stderr
     assert len(missing.stderr.strip().splitlines()) == 1
+
+
+def test_a_local_model_file_or_folder_is_asked_in_process(
+    cli, fake_openai: FakeOpenAI, workdir: Path
+) -> None:
+    """A .gguf file goes to the local plugin and a model folder to the transformers plugin, not
+    to the OpenAI-compatible server (tests/test_transformers_plugin.py asks real folders)."""
+    from synthtune.core.cli.try_cmd import local_backend
+
+    (workdir / "plots.gguf").write_bytes(b"GGUF" + bytes(64))
+    (workdir / "adapter").mkdir()
+    (workdir / "adapter" / "adapter_config.json").write_text("{}")
+    (workdir / "checkpoint").mkdir()
+    (workdir / "checkpoint" / "config.json").write_text("{}")
+    assert local_backend("plots.gguf") == "local"
+    assert local_backend("adapter") == local_backend("checkpoint") == "transformers"
+    assert local_backend("gpt-4.1-mini") is None and local_backend("missing.gguf") is None
+    answered = cli("try", "adapter", "hi")
+    assert answered.exit_code == 2
+    assert answered.stderr.strip().splitlines() == [
+        "error: adapter adapter: adapter_config.json names no base_model_name_or_path; give the base "
+        "model yourself (generate.model with generate.adapter, or --base)"
+    ]
+    assert fake_openai.chat_requests == []
+    both = cli("try", "x", "hi", "--model", "adapter")
+    assert both.exit_code == 2 and "give the model once" in both.stderr

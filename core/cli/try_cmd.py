@@ -39,17 +39,40 @@ async def ask_once(call: StageCall, request: GenerationRequest, settings: BaseMo
     return outcome
 
 
+def local_backend(model: str) -> str | None:
+    """The in-process generate plugin for a model on this machine: ``transformers`` for a model
+    or adapter folder, ``local`` for a .gguf file; None for anything else (a served model)."""
+    path = Path(model).expanduser()
+    if path.is_dir() and any((path / name).is_file() for name in ("config.json", "adapter_config.json")):
+        return "transformers"
+    if model.endswith(".gguf") and path.is_file():
+        return "local"
+    return None
+
+
 def register(app: typer.Typer, host: PluginHost) -> None:
     @app.command("try")
     def try_model(
-        model: str = typer.Argument(..., help="Model to ask, e.g. ft:gpt-4.1-mini-...:org:suffix:id."),
+        model: str | None = typer.Argument(
+            None,
+            help="Model to ask: ft:gpt-4.1-mini-...:org:suffix:id, a local model or adapter folder, "
+            "a .gguf file.",
+        ),
         text: str | None = typer.Argument(None, help="The input text (or --file)."),
+        model_option: str | None = typer.Option(
+            None, "--model", help="The model, given as an option (then the one argument is the text)."
+        ),
         file: Path | None = typer.Option(None, "--file", help="Read the input text from a file."),
         preset_name: str | None = typer.Option(
             None, "--preset", "-p", help="Frame the input as this preset's dataset does."
         ),
         set_: list[str] = typer.Option([], "--set", help="Override a preset setting: STAGE.KEY=VALUE."),
-        backend: str = typer.Option("openai", "--backend", help="Generate plugin when no preset is given."),
+        backend: str | None = typer.Option(
+            None,
+            "--backend",
+            help="Generate plugin: openai, transformers (a model or adapter folder), local (a .gguf); "
+            "default: guessed from MODEL, else the preset's, else openai.",
+        ),
         temperature: float | None = typer.Option(None, "--temperature", min=0, max=2),
         max_tokens: int | None = typer.Option(None, "--max-tokens", min=1),
         show_request: bool = typer.Option(False, "--show-request", help="Print the messages sent (stderr)."),
@@ -68,7 +91,15 @@ def register(app: typer.Typer, host: PluginHost) -> None:
         ),
     ) -> None:
         """Ask MODEL once, framed like the preset's training data (system prompt, demarcator, stop
-        sequences), and print the answer."""
+        sequences), and print the answer. A local folder (a checkpoint, or the adapter the trl
+        trainer wrote) is asked in-process with the transformers plugin, a .gguf file with the
+        local plugin."""
+        if model_option is not None:
+            if text is not None:
+                raise ConfigError("give the model once: as MODEL or with --model")
+            model, text = model_option, model
+        if model is None:
+            raise ConfigError("give the model to ask: MODEL or --model PATH")
         if (text is None) == (file is None):
             raise ConfigError("give the input as TEXT or with --file, not both")
         if file is not None:
@@ -90,11 +121,13 @@ def register(app: typer.Typer, host: PluginHost) -> None:
                 origin=f"preset {preset.name!r}",
             )
             framing = framing_for(host, preset.format)
-            generate_plugin = preset.generate.plugin
-            values = {**preset.generate.settings.model_dump(), "model": model, **endpoint}
+            generate_plugin = backend or local_backend(model) or preset.generate.plugin
+            values = {"model": model, **endpoint}
+            if generate_plugin == preset.generate.plugin:
+                values = {**preset.generate.settings.model_dump(), **values}
         else:
             framing = Framing()
-            generate_plugin = backend
+            generate_plugin = backend or local_backend(model) or "openai"
             values = {"model": model, **endpoint}
         try:
             settings = host.settings_model(generate_plugin, "generate").model_validate(values)

@@ -20,7 +20,9 @@ class TrlTrainSettings(StageSettings):
     runs_locally: ClassVar[bool] = True
 
     model: str = Field(
-        min_length=1, description="base model: a local folder or a Hugging Face model name (a causal LM)"
+        min_length=1,
+        description="base model: a local folder, a Hugging Face model name (a causal LM), or a .gguf "
+        "file (dequantised once into OUTPUT_DIR/base-model; needs the gguf package)",
     )
     output_dir: str | None = trust.output_path(
         "where the adapter (or full model) and tokenizer are saved; default DATASET_FOLDER/trl/MODEL_NAME"

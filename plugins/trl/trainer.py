@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 from synthtune.core.errors import ConfigError
 from synthtune.plugins.trl.data import file_digest, read_rows
+from synthtune.plugins.trl.gguf_base import converted, is_gguf
 from synthtune.plugins.trl.settings import TrlTrainSettings
 
 log = logging.getLogger("synthtune.trl")
@@ -94,10 +95,10 @@ def resolve_precision(choice: str, torch: Any) -> str:
     return "fp32"
 
 
-def _load_tokenizer(settings: TrlTrainSettings, libs: SimpleNamespace) -> Any:
+def _load_tokenizer(settings: TrlTrainSettings, model: str, libs: SimpleNamespace) -> Any:
     try:
         return libs.transformers.AutoTokenizer.from_pretrained(
-            settings.model, trust_remote_code=settings.trust_remote_code
+            model, trust_remote_code=settings.trust_remote_code
         )
     except (OSError, ValueError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
@@ -196,7 +197,8 @@ def train_sft(
         if valid_kind != kind:
             raise ConfigError(f"validation file {valid} is {valid_kind} data but {train} is {kind} data")
     libs = import_libraries()
-    tokenizer = _load_tokenizer(settings, libs)
+    model = converted(settings.model, output_dir, libs) if is_gguf(settings.model) else settings.model
+    tokenizer = _load_tokenizer(settings, model, libs)
     if kind == "chat" and not tokenizer.chat_template and settings.chat_template_path is None:
         raise ConfigError(
             f"trl: model {settings.model!r} has no chat template for chat data; set chat_template_path "
@@ -207,7 +209,7 @@ def train_sft(
 
     started = time.monotonic()
     trainer = libs.trl.SFTTrainer(
-        model=settings.model,
+        model=model,
         args=_sft_config(settings, output_dir, seed, valid is not None, libs),
         train_dataset=libs.datasets.Dataset.from_list(rows),
         eval_dataset=libs.datasets.Dataset.from_list(valid_rows) if valid_rows else None,
@@ -259,4 +261,5 @@ def default_output_dir(settings: TrlTrainSettings, dataset: Path) -> Path:
     if settings.output_dir:
         return Path(settings.output_dir)
     name = Path(settings.model.rstrip("/")).name or "model"
+    name = name.removesuffix(".gguf")
     return dataset.resolve().parent / "trl" / name
