@@ -24,6 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from synthtune.core.errors import ConfigError
 from synthtune.core.plugins import PluginHost
+from synthtune.core.rubric import fill_rubrics
 from synthtune.core.preset_extends import ParentLookup, PresetSource, inherit, parse
 from synthtune.core.settings import GenerateSettings, OutputSettings
 from synthtune.core.train_alternatives import choose_train_table, overridden_train_keys
@@ -418,6 +419,7 @@ def resolve(
     ]
     stages += [("filter", i, f.plugin, f.settings) for i, f in enumerate(preset.filters)]
     preset.untrusted_endpoints = check_preset(origin, file_data, override_paths, stages)
+    fill_rubrics(host, preset)  # after the trust check: the task's text is not the preset's
     return preset
 
 

@@ -77,3 +77,18 @@ def format(sample: Sample, settings: QuestionFormatSettings, context: RunContext
             ]
         )
     ]
+
+
+RUBRIC = (
+    "A list of the most important and salient questions an observer would ask about the "
+    "passage, one per line, each ending with a question mark. The questions are specific to "
+    "this passage, cover its main points rather than trivia, do not repeat each other and are "
+    "not statements. Score low for generic questions that would fit any text, duplicates, or "
+    "lines that are not questions."
+)
+
+
+@hookimpl
+def rubric(settings: QuestionFormatSettings) -> str:
+    """The judge's rubric for this task (the ``judge`` and ``best-of-n`` filters' default)."""
+    return RUBRIC
