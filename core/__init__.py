@@ -16,7 +16,15 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from synthtune.core.endpoint import Endpoint
-from synthtune.core.errors import ConfigError, GenerationError, PluginError, SynthtuneError
+from synthtune.core.errors import (
+    CompletionFailed,
+    ConfigError,
+    CostCapReached,
+    EngineError,
+    GenerationError,
+    PluginError,
+    SynthtuneError,
+)
 from synthtune.core.hookspecs import hookimpl
 from synthtune.core.models import (
     ChatMessage,
@@ -59,10 +67,13 @@ _LAZY = {
 
 __all__ = [
     "ChatMessage",
+    "CompletionFailed",
     "ConfigError",
+    "CostCapReached",
     "DatasetFiles",
     "FakeOpenAI",
     "Endpoint",
+    "EngineError",
     "Framing",
     "GenerateSettings",
     "GenerationError",

@@ -67,5 +67,29 @@ class PluginError(SynthtuneError):
         super().__init__(f"plugin {plugin!r} failed in stage {stage!r}{where}: {detail}")
 
 
+class EngineError(SynthtuneError):
+    """A plugin asked the engine for a completion where there is no run to answer it
+    (``context.complete()`` outside ``tune run``, or with a backend that cannot take it)."""
+
+
+class CompletionFailed(SynthtuneError):
+    """A ``context.complete()`` request failed after the backend's retries. ``outcome`` holds
+    the failed :class:`~synthtune.core.models.GenerationOutcome` (its ``error``). The run counts
+    the record as failed and goes on; a rerun retries the record from that step."""
+
+    def __init__(self, outcome: object, step: str | None = None) -> None:
+        self.outcome = outcome
+        self.step = step
+        error = getattr(outcome, "error", None) or "no answer"
+        super().__init__(f"completion for step {step!r} failed: {error}")
+
+
+class CostCapReached(SynthtuneError):
+    """The ``--max-cost`` cap is reached: ``context.complete()`` sends nothing more. The run
+    stops as capped (exit 3); a rerun with a higher cap goes on."""
+
+    exit_code = EXIT_PARTIAL
+
+
 class GenerationError(SynthtuneError):
     """The generation backend cannot go on (authentication refused, server gone, ...)."""

@@ -119,6 +119,11 @@ def prompt(record: Record, settings: BaseModel, context: RunContext) -> Iterable
     metadata. Leave ``model`` unset to use the generate stage's model. Anything random in a
     request (an entropy line, a shuffled order) must be derived from ``context.seed`` and the
     record, never from the clock: the request itself is the cache key.
+
+    May be ``async def`` (returning a list, or an async generator yielding requests): it can
+    then ``await context.complete(request, step="...")`` for an earlier step of a chain (ask for
+    questions, then return one request per question). Records are worked on concurrently, each
+    in its own task; a sync hook works unchanged.
     """
 
 
@@ -131,7 +136,10 @@ def generate(
     Called once per run on the preset's generate plugin, and only when at least one request is
     not already in the run store. ``requests`` yields only requests that still need an answer;
     pull from it as fast as there is capacity (the core stops yielding when a spend cap is
-    reached or the run is interrupted). Each request carries its ``key``.
+    reached or the run is interrupted). Each request carries its ``key``. The stream holds the
+    prompt stage's requests and the chain steps other hooks ask for with
+    ``context.complete()`` (``request.step`` names the step): keep pulling while answers are
+    out, since an answer may lead to the next request.
 
     Return an async iterator (write the hook as an ``async def`` generator) that yields one
     :class:`~synthtune.core.models.GenerationOutcome` per request, in any order, as soon as it
@@ -167,6 +175,14 @@ def filter(sample: Sample, settings: BaseModel, context: RunContext) -> Verdict:
     drops the sample. ``sample.text`` is the text as cleaned by earlier filters. Return
     ``Verdict.keep()``, ``Verdict.keep(text=cleaned)`` to pass on a cleaned text, or
     ``Verdict.drop("reason")``; the reason is stored and written to ``rejected.jsonl``.
+    ``score=`` and ``data=`` on either are stored with the verdict (``tune review``,
+    ``rejected.jsonl`` and the HTML report show the score); ``data`` is merged into
+    ``sample.data`` for later filters and the format stage.
+
+    May be ``async def``: a judge or a critique step then does
+    ``outcome = await context.complete(request, step="judge")``, a request that goes through the
+    run's generate backend, run store, spend cap and statistics. Samples are judged
+    concurrently, so such calls overlap across records. A sync hook works unchanged.
     """
 
 
@@ -176,7 +192,10 @@ def format(sample: Sample, settings: BaseModel, context: RunContext) -> Iterable
 
     Called once per sample that every filter kept, on the preset's format plugin. Return zero
     or more :class:`~synthtune.core.models.TrainingExample` (chat ``messages``,
-    prompt/completion, or preference lines).
+    prompt/completion, or preference lines). ``sample.data`` holds what the filters attached
+    (``Verdict.data``) and ``sample.score`` the last score one gave.
+
+    May be ``async def`` (and ``await context.complete(...)`` for a last step, a rewrite say).
     """
 
 

@@ -70,7 +70,10 @@ class GenerationRequest(BaseModel):
     """A rendered request for one completion.
 
     ``sample_index`` tells apart several samples asked for the same messages. ``metadata`` is
-    for the plugin's own use later in the run (it is stored, but not part of the cache key).
+    for the plugin's own use later in the run (it is stored, but not part of the cache key: put
+    whatever changes the answer in the messages or params). ``step`` names the step of a chain a
+    request belongs to (``"judge"``, ``"answer"``, ``"reask-1"``; ``None`` for the prompt stage's
+    requests): it is part of the cache key when set, and per-step statistics group by it.
     ``key`` is filled in by the core once ``model`` is resolved. ``endpoint`` is filled in by the
     core too, from the generate plugin's ``generate_endpoint`` hook: which server answers (so that
     another server's answers are never reused); ``None`` leaves the key as it always was.
@@ -84,6 +87,7 @@ class GenerationRequest(BaseModel):
     record_id: str | None = None
     key: str | None = None
     endpoint: str | None = None
+    step: str | None = None
 
     def message_dicts(self) -> list[JsonDict]:
         """The messages as JSON objects, ``None`` fields left out: what the API and the cache
@@ -101,6 +105,8 @@ class GenerationRequest(BaseModel):
         }
         if self.endpoint is not None:
             identity["endpoint"] = self.endpoint
+        if self.step is not None:
+            identity["step"] = self.step
         return identity
 
     def compute_key(self) -> str:
@@ -135,30 +141,44 @@ class GenerationOutcome(BaseModel):
 
 class Sample(BaseModel):
     """What filters and formatters see: the record, the request and the generation, with
-    ``text`` as cleaned so far."""
+    ``text`` as cleaned so far. ``data`` holds what earlier filters attached
+    (:attr:`Verdict.data`, merged in filter order, a later key replacing an earlier one) and
+    ``score`` the last score a filter gave (:attr:`Verdict.score`); both reach later filters and
+    the format stage."""
 
     record: Record
     request: GenerationRequest
     generation: GenerationOutcome
     text: str
+    data: JsonDict = Field(default_factory=dict)
+    score: float | None = None
 
 
 class Verdict(BaseModel):
-    """A filter's judgement on one sample."""
+    """A filter's judgement on one sample.
+
+    ``score`` (a judge's mark, say) and ``data`` (extra JSON fields) are stored with the verdict;
+    ``tune review``, ``rejected.jsonl`` and the HTML report show the score. ``data`` is merged
+    into :attr:`Sample.data` for later filters and the format stage.
+    """
 
     kept: bool
     reason: str | None = None
     text: str | None = None
+    score: float | None = None
+    data: JsonDict = Field(default_factory=dict)
 
     @classmethod
-    def keep(cls, text: str | None = None) -> Verdict:
+    def keep(
+        cls, text: str | None = None, *, score: float | None = None, data: JsonDict | None = None
+    ) -> Verdict:
         """Keep the sample; pass ``text`` to hand a cleaned text to later stages."""
-        return cls(kept=True, text=text)
+        return cls(kept=True, text=text, score=score, data=data or {})
 
     @classmethod
-    def drop(cls, reason: str) -> Verdict:
+    def drop(cls, reason: str, *, score: float | None = None, data: JsonDict | None = None) -> Verdict:
         """Drop the sample for ``reason`` (stored and written to ``rejected.jsonl``)."""
-        return cls(kept=False, reason=reason)
+        return cls(kept=False, reason=reason, score=score, data=data or {})
 
 
 class TrainingExample(BaseModel):
@@ -294,6 +314,37 @@ class RunContext:
     limit: int | None = None
     resume: ResumeState | None = None
     _put_batched: Callable[[str, str, str], None] | None = None
+    _engine: Any = None  # the run's Engine (synthtune.core.engine); None outside a run
+
+    async def complete(self, request: GenerationRequest, *, step: str) -> GenerationOutcome:
+        """Ask the run for one completion and wait for it (``await context.complete(...)``).
+
+        For a chain step inside ``prompt``, ``filter`` or ``format`` hooks written as
+        ``async def``. ``step`` names the step (``"judge"``, ``"answer"``...): it is part of the
+        request's cache key and of the per-step statistics. ``request.model`` left ``None`` is
+        the run's generate model. The request goes through the run's generate backend like
+        the prompt stage's requests: looked up in the run store first (a rerun or a resume
+        after a kill answers it from there and sends nothing), identical requests in flight
+        share one answer, retries, rate limits and concurrency of the generate plugin, the
+        spend counter and ``--max-cost``; the answer is committed to the store on arrival.
+
+        Returns the :class:`GenerationOutcome` (``outcome.text`` is the answer). Raises
+        :class:`~synthtune.core.errors.CompletionFailed` when the request failed after the
+        backend's retries (the record is counted failed; a rerun retries from this step),
+        :class:`~synthtune.core.errors.CostCapReached` once ``--max-cost`` is reached, and
+        :class:`~synthtune.core.errors.EngineError` outside a run (``tune try``, a unit test's
+        bare context) or in batch mode.
+        """
+        engine = self._engine
+        if engine is None:
+            from synthtune.core.errors import EngineError
+
+            raise EngineError(
+                f"plugin {self.plugin!r} called context.complete() outside a run: "
+                "only hooks called by `tune run` can ask for completions"
+            )
+        result: GenerationOutcome = await engine.complete(request, step=step, plugin=self.plugin)
+        return result
 
     def event(self, name: str, n: int = 1) -> None:
         """Count ``n`` occurrences of ``name`` (``retries``, ``rate_limited``, ``timeouts``...)

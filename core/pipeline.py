@@ -14,6 +14,7 @@ import asyncio
 import functools
 import gc
 import hashlib
+import inspect
 import itertools
 import logging
 import time
@@ -24,9 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from synthtune.core.endpoint import Endpoint, endpoint_for
+from synthtune.core.engine import NO_ANSWER, Engine
 from synthtune.core.errors import ConfigError, GenerationError
 from synthtune.core.failfast import FailFast
 from synthtune.core.models import (
+    ChatMessage,
     GenerationOutcome,
     GenerationRequest,
     Record,
@@ -50,7 +53,7 @@ from synthtune.core.spend import (
     priced_as_batch,
 )
 from synthtune.core.stats import SampleMeasures, run_statistics
-from synthtune.core.store import RunStore
+from synthtune.core.store import RunStore, line_json
 
 log = logging.getLogger("synthtune")
 
@@ -58,8 +61,15 @@ log = logging.getLogger("synthtune")
 # one each), closed early once PROBE_WAIT seconds have passed so a slow source is not held up.
 PROBE_BATCH = 64
 PROBE_WAIT = 0.005
-# The failure of a request the backend never answered (a batch left running, say).
-NO_ANSWER = "the backend gave no answer"
+# An async prompt hook's requests are numbered record * SEQ_STRIDE + position (source order,
+# whatever order the hook's awaits finish in).
+SEQ_STRIDE = 1 << 20
+# The follow-up user message of a re-ask (``[reask] attempts``), after the rejected answer.
+REASK_MESSAGE = (
+    "That answer was rejected: {reason}. Write it again, following the original instructions, "
+    "and avoid that problem."
+)
+REASK_PLUGIN = "reask"
 
 
 @dataclass
@@ -84,6 +94,35 @@ class RunStats:
     events: Counter[str] = field(default_factory=Counter)
     # True once the source is exhausted: ``requests`` is then the run's total.
     source_done: bool = False
+    # Records whose chain failed (a context.complete() call failed after retries).
+    failed_records: int = 0
+    # Samples a filter dropped that a re-ask turned into kept ones.
+    recovered: int = 0
+    # Counts of context.complete() calls per step (requests, cached, generated, failed...);
+    # the prompt stage's requests are the totals minus these.
+    steps: dict[str, Counter[str]] = field(default_factory=dict)
+
+    def step(self, name: str) -> Counter[str]:
+        counts = self.steps.get(name)
+        if counts is None:
+            counts = self.steps[name] = Counter()
+        return counts
+
+    def steps_dict(self) -> dict[str, dict[str, int]]:
+        """Requests per step: ``prompt`` (the prompt stage's) and each named step."""
+        names = ("requests", "cached", "generated", "failed", "not_sent_cost_cap")
+        totals = {
+            "requests": self.requests,
+            "cached": self.cached,
+            "generated": self.generated,
+            "failed": self.failed,
+            "not_sent_cost_cap": self.not_sent_cost_cap,
+        }
+        prompt = {n: totals[n] - sum(c[n] for c in self.steps.values()) for n in names}
+        out = {"prompt": prompt}
+        for step, counts in self.steps.items():
+            out[step] = {n: counts[n] for n in names}
+        return out
 
     @property
     def done(self) -> int:
@@ -109,15 +148,10 @@ class RunStats:
             "categories": dict(self.categories),
             "not_sent_cost_cap": self.not_sent_cost_cap,
             "events": dict(self.events),
+            "failed_records": self.failed_records,
+            "recovered": self.recovered,
+            "steps": self.steps_dict(),
         }
-
-
-@dataclass
-class _Pending:
-    seq: int
-    record: Record
-    request: GenerationRequest
-    waiters: list[tuple[int, Record, GenerationRequest]] = field(default_factory=list)
 
 
 @dataclass
@@ -149,7 +183,6 @@ class Pipeline:
         self.on_progress = on_progress
         self.stats = RunStats()
         self.run_id = ""
-        self._pending: dict[str, _Pending] = {}
         self._filters: list[tuple[str, StageCall, Any]] = []
         self._format: StageCall | None = None
         # Spend: answers are priced at the batch discount when the backend runs in batch mode.
@@ -165,12 +198,17 @@ class Pipeline:
         self._put_batched = functools.partial(store.kv_put, durable=False)
         self._failfast = FailFast()  # stops the run when every request fails
         self.endpoint: Endpoint | None = None  # who answers: part of every key (see run())
+        self.engine: Engine | None = None  # made in run(): it needs the event loop
+        self.reask = _reask_attempts(preset)
+        self._chunk_iter: Iterator[list[tuple[int, Record, GenerationRequest]]] | None = None
+        self._async_prompt = False
+        self._async_samples = False  # filters or format are async, or re-ask is on
 
     # -- context -----------------------------------------------------------------------------------
 
     def _context(self, plugin: str) -> RunContext:
         context = self._contexts.get(plugin)
-        if context is None or context.run_id != self.run_id:
+        if context is None or context.run_id != self.run_id or context._engine is not self.engine:
             context = RunContext(
                 run_id=self.run_id,
                 seed=self.preset.seed,
@@ -184,12 +222,42 @@ class Pipeline:
                 limit=self.limit,
                 resume=self._resume,
                 _put_batched=self._put_batched,
+                _engine=self.engine,
             )
             self._contexts[plugin] = context
         return context
 
     def _on_event(self, name: str, n: int) -> None:
         self.stats.events[name] += n
+
+    # -- keys, spend and calls (used by the engine too) ---------------------------------------------
+
+    def key(self, request: GenerationRequest) -> str:
+        """Fill in ``request``'s model (the run's when unset), endpoint and key; return the key."""
+        if request.model is None:
+            request.model = self.preset.model
+        if self.endpoint is not None:
+            request.endpoint = self.endpoint.id
+        key = request.key = request.compute_key()
+        return key
+
+    def admit(self, request: GenerationRequest) -> bool:
+        """Whether the cost cap lets ``request`` go to the backend (reserving its estimate)."""
+        assert self.cap is not None and request.key is not None
+        if self.cap.stopped:
+            self.cap.refused += 1
+            return False
+        estimate = estimate_request(request, output_tokens=self.output_tokens, batch=self.batch_priced)
+        if estimate.cost is None or (self.endpoint is not None and not self.endpoint.priced):
+            raise ConfigError(
+                f"--max-cost: no price for model {request.model!r}; add it to a prices file "
+                "named by $SYNTHTUNE_PRICES"
+            )
+        return self.cap.admit(request.key, estimate.cost)
+
+    def note_call(self, record_id: str | None, key: str, step: str) -> None:
+        """File an answered ``complete()`` call under its record (lineage, dataset cost)."""
+        self.store.put_call(self.run_id, record_id, key, step)
 
     # -- the stream of requests ---------------------------------------------------------------
 
@@ -206,118 +274,273 @@ class Pipeline:
                 )
             yield record
 
-    def _requests(self) -> Iterator[tuple[int, Record, GenerationRequest]]:
-        """Every rendered request of the run, with its position in source order."""
+    def _requests(self) -> Iterator[tuple[int, Record, GenerationRequest] | None]:
+        """Every rendered request of the run, with its position in source order. An async
+        prompt hook's records are handed to the engine as tasks instead (each yields ``None``
+        here)."""
         choice = self.preset.prompt
         call = self.host.stage(choice.plugin, "prompt")
         context = self._context(choice.plugin)
         seq = 0
+        endpoint = self.endpoint.id if self.endpoint is not None else None
+        model = self.preset.model
         for record in self._records():
             self.stats.records += 1
             if record.category:
                 self.stats.categories[record.category] += 1
             self.store.put_record(self.run_id, self.stats.records, record)
+            if self._async_prompt:
+                assert self.engine is not None
+                work = self._prompt_async(self.stats.records, record, call, choice.settings, context)
+                self.engine.start(work, record.id)
+                yield None
+                continue
             for request in call(record=record, settings=choice.settings, context=context) or ():
                 if request.model is None:
-                    request.model = self.preset.model
+                    request.model = model
                 request.record_id = record.id
-                if self.endpoint is not None:
-                    request.endpoint = self.endpoint.id
+                if endpoint is not None:
+                    request.endpoint = endpoint
                 request.key = request.compute_key()
                 self.stats.requests += 1
                 yield seq, record, request
                 seq += 1
         self.stats.source_done = True
 
+    async def _prompt_async(
+        self, number: int, record: Record, call: StageCall, settings: Any, context: RunContext
+    ) -> None:
+        """One record through an async prompt hook (a coroutine or an async generator)."""
+        result = call(record=record, settings=settings, context=context)
+        if inspect.isawaitable(result):
+            result = await result
+        if result is None:
+            return
+        position = 0
+        if hasattr(result, "__aiter__"):
+            async for request in result:
+                self._submit(number * SEQ_STRIDE + position, record, request)
+                position += 1
+        else:
+            for request in result:
+                self._submit(number * SEQ_STRIDE + position, record, request)
+                position += 1
+
+    def _submit(self, seq: int, record: Record, request: GenerationRequest) -> None:
+        """One request of an async prompt hook: answered from the store, or sent."""
+        assert self.engine is not None
+        request.record_id = record.id
+        key = self.key(request)
+        self.stats.requests += 1
+        if self.engine.in_flight(key):
+            self.engine.join(key, (seq, record, request))
+            return
+        cached = self.store.get_generation(key)
+        if cached is not None:
+            self.stats.cached += 1
+            self._process(seq, record, request, cached)
+            return
+        if self.cap is not None and not self.admit(request):
+            self.stats.not_sent_cost_cap += 1
+            return
+        self.engine.send(request, (seq, record, request))
+
     def _chunks(self) -> Iterator[list[tuple[int, Record, GenerationRequest]]]:
         """The requests in groups to look up in the store together: up to PROBE_BATCH, fewer
         when the source is slow (a group is closed once PROBE_WAIT has passed), so a request
-        never waits for records that are not there yet by more than one record's time."""
+        never waits for records that are not there yet by more than one record's time. A
+        record handed to an async prompt hook closes its group (possibly empty) at once."""
         requests = self._requests()
         while True:
             chunk: list[tuple[int, Record, GenerationRequest]] = []
             started = time.perf_counter()
+            ended = True
             for item in requests:
+                if item is None:
+                    ended = False
+                    break
                 chunk.append(item)
                 if len(chunk) >= PROBE_BATCH or time.perf_counter() - started > PROBE_WAIT:
+                    ended = False
                     break
-            if not chunk:
+            if chunk or not ended:
+                yield chunk
+            if ended:
                 return
-            yield chunk
 
-    async def _uncached(self) -> AsyncIterator[GenerationRequest]:
-        """Requests that need the backend. Cached ones are processed inline as they come."""
-        for chunk in self._chunks():
-            known = self.store.known_generations([request.key for _, _, request in chunk if request.key])
-            # Answers stored from now on are not in ``known``: _on_outcome notes their keys, so
-            # a later twin of an answered request is still served from the store.
-            self._answered.clear()
-            for seq, record, request in chunk:
-                assert request.key is not None
-                if self.store.broken is not None:  # a write failed (full disk): send nothing more
-                    return
-                if request.key in self._pending:  # same request twice in one run: ask once
-                    self._pending[request.key].waiters.append((seq, record, request))
-                    continue
-                in_store = request.key in known or request.key in self._answered
-                cached = self.store.get_generation(request.key) if in_store else None
-                if cached is not None:
-                    self.stats.cached += 1
-                    self._process(seq, record, request, cached)
-                    continue
-                if self.cap is not None and not self._admit(request):
-                    self.stats.not_sent_cost_cap += 1
-                    continue
-                self._pending[request.key] = _Pending(seq, record, request)
-                yield request
-
-    def _admit(self, request: GenerationRequest) -> bool:
-        """Whether the cost cap lets ``request`` go to the backend (reserving its estimate)."""
-        assert self.cap is not None and request.key is not None
-        if self.cap.stopped:
-            self.cap.refused += 1
-            return False
-        estimate = estimate_request(request, output_tokens=self.output_tokens, batch=self.batch_priced)
-        if estimate.cost is None or (self.endpoint is not None and not self.endpoint.priced):
-            raise ConfigError(
-                f"--max-cost: no price for model {request.model!r}; add it to a prices file "
-                "named by $SYNTHTUNE_PRICES"
-            )
-        return self.cap.admit(request.key, estimate.cost)
+    def advance(self) -> None:
+        """Read the next group of the source's requests (the engine calls this when the
+        backend wants more and nothing is queued): answer the ones in the store now, queue the
+        rest."""
+        engine = self.engine
+        assert engine is not None
+        if self._chunk_iter is None:
+            self._chunk_iter = self._chunks()
+        chunk = next(self._chunk_iter, None)
+        if chunk is None:
+            engine.source_done = True
+            return
+        if not chunk:
+            return
+        known = self.store.known_generations([request.key for _, _, request in chunk if request.key])
+        # Answers stored from now on are not in ``known``: _on_outcome notes their keys, so
+        # a later twin of an answered request is still served from the store.
+        self._answered.clear()
+        pending = engine.pending
+        for item in chunk:
+            seq, record, request = item
+            key = request.key
+            assert key is not None
+            if self.store.broken is not None:  # a write failed (full disk): send nothing more
+                return
+            if key in pending:  # same request twice in one run: ask once
+                pending[key].items.append(item)
+                continue
+            in_store = key in known or key in self._answered
+            cached = self.store.get_generation(key) if in_store else None
+            if cached is not None:
+                self.stats.cached += 1
+                self._process(seq, record, request, cached)
+                continue
+            if self.cap is not None and not self.admit(request):
+                self.stats.not_sent_cost_cap += 1
+                continue
+            engine.send(request, item)
 
     # -- per-sample work ----------------------------------------------------------------------
 
     def _process(
         self, seq: int, record: Record, request: GenerationRequest, outcome: GenerationOutcome
     ) -> None:
+        if self._async_samples:
+            assert self.engine is not None
+            self.engine.start(self._process_async(seq, record, request, outcome), record.id)
+            return
         assert outcome.text is not None and request.key is not None
         # The parts are validated models already: construct without validating them again.
-        sample = Sample.model_construct(record=record, request=request, generation=outcome, text=outcome.text)
-        verdicts: list[tuple[str, bool, str | None]] = []
+        sample = Sample.model_construct(
+            record=record, request=request, generation=outcome, text=outcome.text, data={}, score=None
+        )
+        verdicts: list[tuple[str, bool, str | None, float | None, str | None]] = []
         kept = True
         for name, call, settings in self._filters:
             verdict = call(sample=sample, settings=settings, context=self._context(name))
-            if not isinstance(verdict, Verdict):
-                raise GenerationError(
-                    f"plugin {name!r} stage 'filter' returned {type(verdict).__name__}, not a Verdict"
-                )
-            verdicts.append((name, verdict.kept, verdict.reason))
-            if not verdict.kept:
+            if not self._apply(name, verdict, sample, verdicts):
                 kept = False
-                self.stats.dropped[f"{name}: {_reason_kind(verdict.reason)}"] += 1
                 break
-            if verdict.text is not None:
-                sample.text = verdict.text
-        stored_text = None if sample.text == outcome.text else sample.text  # kept once
-        self.store.put_sample(self.run_id, seq, request.key, record.id, verdicts, stored_text)
-        self.measures.observe(self.run_id, seq, request, outcome, sample.text)
+        self._store_sample(seq, record, request, outcome, sample, verdicts, kept)
         if not kept:
             self._progress()
             return
-        self.stats.kept += 1
         assert self._format is not None
         choice = self.preset.format
         examples = self._format(sample=sample, settings=choice.settings, context=self._context(choice.plugin))
+        self._store_examples(seq, record, request, examples)
+
+    async def _process_async(
+        self, seq: int, record: Record, request: GenerationRequest, outcome: GenerationOutcome
+    ) -> None:
+        """One sample through async filters and format, re-asking when a filter drops it."""
+        assert outcome.text is not None and request.key is not None
+        sample = Sample.model_construct(
+            record=record, request=request, generation=outcome, text=outcome.text, data={}, score=None
+        )
+        verdicts, reason = await self._filter_async(sample)
+        attempt = 0
+        while reason is not None and attempt < self.reask:
+            attempt += 1
+            assert self.engine is not None
+            follow = GenerationRequest(
+                messages=[
+                    *request.messages,
+                    ChatMessage(role="assistant", content=sample.generation.text),
+                    ChatMessage(role="user", content=REASK_MESSAGE.format(reason=reason)),
+                ],
+                params=request.params,
+                model=request.model,
+                sample_index=request.sample_index,
+                metadata=request.metadata,
+                record_id=record.id,
+            )
+            answer = await self.engine.complete(follow, step=f"reask-{attempt}", plugin=REASK_PLUGIN)
+            assert answer.text is not None
+            sample = Sample.model_construct(
+                record=record, request=request, generation=answer, text=answer.text, data={}, score=None
+            )
+            verdicts, reason = await self._filter_async(sample)
+            if reason is None:
+                self.stats.recovered += 1
+        kept = reason is None
+        self._store_sample(seq, record, request, sample.generation, sample, verdicts, kept)
+        if not kept:
+            self._progress()
+            return
+        assert self._format is not None
+        choice = self.preset.format
+        examples = self._format(sample=sample, settings=choice.settings, context=self._context(choice.plugin))
+        if inspect.isawaitable(examples):
+            examples = await examples
+        self._store_examples(seq, record, request, examples)
+
+    async def _filter_async(
+        self, sample: Sample
+    ) -> tuple[list[tuple[str, bool, str | None, float | None, str | None]], str | None]:
+        """The verdicts on ``sample`` and the drop reason (``None``: kept)."""
+        verdicts: list[tuple[str, bool, str | None, float | None, str | None]] = []
+        for name, call, settings in self._filters:
+            verdict = call(sample=sample, settings=settings, context=self._context(name))
+            if inspect.isawaitable(verdict):
+                verdict = await verdict
+            if not self._apply(name, verdict, sample, verdicts):
+                return verdicts, verdict.reason or "dropped"
+        return verdicts, None
+
+    def _apply(
+        self,
+        name: str,
+        verdict: Any,
+        sample: Sample,
+        verdicts: list[tuple[str, bool, str | None, float | None, str | None]],
+    ) -> bool:
+        """Note one filter's verdict on ``sample``; False when it drops the sample."""
+        if not isinstance(verdict, Verdict):
+            raise GenerationError(
+                f"plugin {name!r} stage 'filter' returned {type(verdict).__name__}, not a Verdict"
+            )
+        data = verdict.data
+        verdicts.append(
+            (name, verdict.kept, verdict.reason, verdict.score, line_json(data) if data else None)
+        )
+        if data:
+            sample.data.update(data)
+        if verdict.score is not None:
+            sample.score = verdict.score
+        if not verdict.kept:
+            self.stats.dropped[f"{name}: {_reason_kind(verdict.reason)}"] += 1
+            return False
+        if verdict.text is not None:
+            sample.text = verdict.text
+        return True
+
+    def _store_sample(
+        self,
+        seq: int,
+        record: Record,
+        request: GenerationRequest,
+        outcome: GenerationOutcome,
+        sample: Sample,
+        verdicts: list[tuple[str, bool, str | None, float | None, str | None]],
+        kept: bool,
+    ) -> None:
+        stored_text = None if sample.text == outcome.text else sample.text  # kept once
+        self.store.put_sample(self.run_id, seq, outcome.key, record.id, verdicts, stored_text)
+        self.measures.observe(self.run_id, seq, request, outcome, sample.text)
+        if kept:
+            self.stats.kept += 1
+
+    def _store_examples(self, seq: int, record: Record, request: GenerationRequest, examples: Any) -> None:
+        assert request.key is not None
+        choice = self.preset.format
         for sub, example in enumerate(examples or ()):
             if not isinstance(example, TrainingExample):
                 raise GenerationError(
@@ -354,41 +577,52 @@ class Pipeline:
         self.store.commit_answers()
 
     def _on_outcome(self, outcome: GenerationOutcome) -> None:
-        pending = self._pending.pop(outcome.key, None)
-        if pending is None:
-            log.warning("backend answered an unknown request %s", outcome.key[:12])
+        assert self.engine is not None
+        waiting = self.engine.settle(outcome)
+        if waiting is None:
             return
+        request = waiting.request
         if outcome.ok and outcome.cost is None and (self.endpoint is None or self.endpoint.priced):
             # Backends may price their answers (batch mode does); otherwise list price x usage.
-            outcome.cost = self._price(pending.request.model or outcome.model, outcome.usage)
+            outcome.cost = self._price(request.model or outcome.model, outcome.usage)
         if self.cap is not None:
             self.cap.settle(outcome.key, outcome.cost if outcome.ok else None)
         self.store.put_outcome(
             self.run_id,
             outcome,
-            pending.record.id,
-            request_json=pending.request.model_dump_json(exclude={"key"}),
+            waiting.record_id,
+            request_json=request.model_dump_json(exclude={"key"}),
             commit=False,
         )
         self._commit_soon()
+        counts = self.stats.step(request.step) if request.step is not None else None
+        items = waiting.items
+        sharing = len(items) + len(waiting.futures) or 1  # requests this one answer serves
         if not outcome.ok:
-            self.stats.failed += 1 + len(pending.waiters)
-            self._progress()
+            self.stats.failed += sharing
+            if counts is not None:
+                counts["failed"] += 1
             self._failfast.observe(outcome)
+            self.engine.answer(waiting, outcome)
+            self._progress()
             return
         self._failfast.observe(outcome)
         self._answered.add(outcome.key)
         self.stats.generated += 1
+        if counts is not None:
+            counts["generated"] += 1
         self.stats.prompt_tokens += outcome.usage.prompt_tokens
         self.stats.completion_tokens += outcome.usage.completion_tokens
         if outcome.cost is None:
             self.stats.cost_known = False
         else:
             self.stats.cost += outcome.cost
-        self._process(pending.seq, pending.record, pending.request, outcome)
-        for seq, record, request in pending.waiters:
-            self.stats.cached += 1
-            self._process(seq, record, request, outcome)
+        self.engine.answer(waiting, outcome)
+        self.stats.cached += sharing - 1  # the twins got the same answer for free
+        if counts is not None:
+            counts["cached"] += sharing - 1
+        for seq, record, item_request in items:
+            self._process(seq, record, item_request, outcome)
 
     # -- the run --------------------------------------------------------------------------------
 
@@ -404,6 +638,12 @@ class Pipeline:
             (f.plugin, self.host.stage(f.plugin, "filter"), f.settings) for f in self.preset.filters
         ]
         self._format = self.host.stage(self.preset.format.plugin, "format")
+        prompt = self.host.stage(self.preset.prompt.plugin, "prompt")
+        self._async_prompt = _is_async(prompt)
+        self._async_samples = (
+            self.reask > 0 or _is_async(self._format) or any(_is_async(call) for _, call, _ in self._filters)
+        )
+        self.engine = Engine(self, chains=self._async_prompt or self._async_samples, batch=self.batch_priced)
         status = "failed"
         try:
             generate = self.preset.generate
@@ -411,12 +651,13 @@ class Pipeline:
             await self._generate_all()
             status = "capped" if self.cap is not None and self.cap.stopped else "finished"
         finally:
-            for key, pending in self._pending.items():
+            await self.engine.cancel()
+            for key, waiting in self.engine.pending.items():
                 self.store.put_outcome(
                     self.run_id,
                     GenerationOutcome(key=key, error="interrupted before an answer", attempts=0),
-                    pending.record.id,
-                    request_json=pending.request.model_dump_json(exclude={"key"}),
+                    waiting.record_id,
+                    request_json=waiting.request.model_dump_json(exclude={"key"}),
                 )
             report = self._report(status, time.monotonic() - started)
             self.store.finish_run(self.run_id, status, report)
@@ -426,24 +667,36 @@ class Pipeline:
         return RunResult(self.run_id, self.out_dir, report)
 
     async def _generate_all(self) -> None:
-        requests = self._uncached()
-        first = await anext(requests, None)
+        engine = self.engine
+        assert engine is not None
+        first = await anext(engine, None)
         if first is None:  # everything answered already: the backend is never called
+            await engine.drain()
+            if engine.error is not None:
+                raise engine.error
             return
 
         choice = self.preset.generate
         call = self.host.stage(choice.plugin, "generate")
-        feed = _Prepended(first, requests)
+        feed = _Prepended(first, engine)
         outcomes = call(requests=feed, settings=choice.settings, context=self._context(choice.plugin))
         try:
             async for outcome in outcomes:
                 self._on_outcome(outcome)
+                if engine.error is not None:
+                    break
         finally:  # stopped early (fail-fast, Ctrl-C): close the backend now, not at loop shutdown
+            engine.closed = True
             aclose = getattr(outcomes, "aclose", None)
             if aclose is not None:
                 await aclose()
-        for key in list(self._pending):  # attempts=0: never tried, says nothing about the server
+        if engine.error is not None:
+            raise engine.error
+        for key in list(engine.pending):  # attempts=0: never tried, says nothing about the server
             self._on_outcome(GenerationOutcome(key=key, error=NO_ANSWER, attempts=0))
+        await engine.drain()
+        if engine.error is not None:
+            raise engine.error
         if self.store.broken is not None:  # the answers that arrived are held for save_held
             raise self.store.broken
 
@@ -467,6 +720,18 @@ class Pipeline:
         report.update(dataset_cost(self.store, self.run_id).report_fields())
         report["dataset_definition"] = dataset_definition(self.preset, self.limit)
         return report
+
+
+def _is_async(call: StageCall) -> bool:
+    """Whether a stage hook is written as ``async def`` (a coroutine or an async generator)."""
+    function = call.function
+    return inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function)
+
+
+def _reask_attempts(preset: ResolvedPreset) -> int:
+    """``[reask] attempts`` of the preset (0: no re-asking)."""
+    reask = getattr(preset, "reask", None)
+    return int(getattr(reask, "attempts", 0) or 0)
 
 
 class _Prepended:

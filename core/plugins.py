@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import traceback
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -104,9 +104,12 @@ class StageCall:
             for item in result:
                 self._check(item, kwargs)
             return result
-        # Generators run their body only when iterated: guard the iteration too.
+        # Generators and coroutines (``async def`` hooks) run their body only when iterated or
+        # awaited: guard that too.
+        if isinstance(result, Coroutine):
+            return self._guard_coroutine(result, _record_id(kwargs))
         if isinstance(result, AsyncIterator):
-            return self._guard_async(result)
+            return self._guard_async(result, _record_id(kwargs))
         if isinstance(result, Iterator):
             return self._guard(result, _record_id(kwargs))
         if isinstance(result, list | tuple):
@@ -136,14 +139,28 @@ class StageCall:
             if close is not None:
                 close()
 
-    async def _guard_async(self, items: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    async def _guard_coroutine(self, work: Coroutine[Any, Any, Any], record_id: str | None) -> Any:
         try:
-            async for item in items:
-                yield self._check(item)
+            result = await work
         except SynthtuneError:
             raise
         except Exception as error:
-            raise PluginError(self.plugin, self.stage, error) from error
+            raise PluginError(self.plugin, self.stage, error, record_id) from error
+        if isinstance(result, list | tuple):
+            for item in result:
+                self._check(item, record_id=record_id)
+        return result
+
+    async def _guard_async(
+        self, items: AsyncIterator[Any], record_id: str | None = None
+    ) -> AsyncIterator[Any]:
+        try:
+            async for item in items:
+                yield self._check(item, record_id=record_id)
+        except SynthtuneError:
+            raise
+        except Exception as error:
+            raise PluginError(self.plugin, self.stage, error, record_id) from error
         finally:
             aclose = getattr(items, "aclose", None)
             if aclose is not None:

@@ -26,13 +26,13 @@ from synthtune.core.errors import ConfigError
 from synthtune.core.plugins import PluginHost
 from synthtune.core.rubric import fill_rubrics
 from synthtune.core.preset_extends import ParentLookup, PresetSource, inherit, parse
-from synthtune.core.settings import GenerateSettings, OutputSettings
+from synthtune.core.settings import GenerateSettings, OutputSettings, ReaskSettings
 from synthtune.core.train_alternatives import choose_train_table, overridden_train_keys
 from synthtune.core.trust import Endpoint, check_name, check_preset
 
 USER_DIR_ENV = "SYNTHTUNE_PRESETS_DIR"
 SINGLE_STAGES = ("source", "prompt", "generate", "format", "train")
-TOP_LEVEL_KEYS = {"name", "description", "seed", "filter", "output", *SINGLE_STAGES}
+TOP_LEVEL_KEYS = {"name", "description", "seed", "filter", "output", "reask", *SINGLE_STAGES}
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,8 @@ class ResolvedPreset:
     train: StageChoice | None
     output: OutputSettings
     raw: dict[str, Any] = field(default_factory=dict)
+    # [reask]: ask again when a filter drops a sample (attempts = 0: never).
+    reask: ReaskSettings = field(default_factory=ReaskSettings)
     parents: list[str] = field(default_factory=list)  # origins of the presets it extends, nearest first
     # URLs the preset file chose that are not known hosts: tune run asks before sending a key.
     untrusted_endpoints: list[Endpoint] = field(default_factory=list)
@@ -94,6 +96,8 @@ class ResolvedPreset:
             "format": stage(self.format),
             "output": self.output.model_dump(mode="json"),
         }
+        if self.reask.attempts:  # left out when off, so presets without it read as before
+            out["reask"] = self.reask.model_dump(mode="json")
         if self.train is not None:
             out["train"] = stage(self.train)
         return out
@@ -398,6 +402,10 @@ def resolve(
         output = OutputSettings.model_validate(data.get("output", {}))
     except ValidationError as error:
         raise ConfigError(f"{origin}: [output] {_describe(error)}") from None
+    try:
+        reask = ReaskSettings.model_validate(data.get("reask", {}))
+    except ValidationError as error:
+        raise ConfigError(f"{origin}: [reask] {_describe(error)}") from None
 
     preset = ResolvedPreset(
         name=name,
@@ -411,6 +419,7 @@ def resolve(
         format=_stage(host, data["format"], "format", origin),
         train=_stage(host, data["train"], "train", origin) if "train" in data else None,
         output=output,
+        reask=reask,
         raw=data,
         parents=parents,
     )

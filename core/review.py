@@ -82,6 +82,7 @@ class SampleView:
     input_tokens: int | None
     output_chars: int | None
     output_tokens: int | None
+    score: float | None = None  # the last score a filter gave it (a judge's), if any
 
 
 _ORDER_SQL = {
@@ -126,7 +127,9 @@ class RunReview:
         row = self.store.db.execute(
             "SELECT s.seq, s.record_id, r.category, s.kept, v.filter, v.reason,"
             f" {SAMPLE_TEXT}, g.request_json,"
-            " m.input_chars, m.input_tokens, m.output_chars, m.output_tokens"
+            " m.input_chars, m.input_tokens, m.output_chars, m.output_tokens,"
+            " (SELECT sv.score FROM verdicts sv WHERE sv.run_id = s.run_id AND sv.seq = s.seq"
+            " AND sv.score IS NOT NULL ORDER BY sv.position DESC LIMIT 1)"
             " FROM samples s"
             " LEFT JOIN records r ON r.run_id = s.run_id AND r.record_id = s.record_id"
             f"{SAMPLE_GENERATION}"
@@ -137,10 +140,10 @@ class RunReview:
         ).fetchone()
         if row is None:
             raise ConfigError(f"run {self.run.run_id} has no sample {seq}")
-        seq, record_id, category, kept, flt, reason, text, body, ic, it, oc, ot = row
+        seq, record_id, category, kept, flt, reason, text, body, ic, it, oc, ot, score = row
         status = "kept" if kept else ("rejected" if flt == REVIEW_FILTER else "dropped")
         messages = json.loads(body).get("messages", []) if body else []
-        return SampleView(seq, record_id, category, status, flt, reason, text, messages, ic, it, oc, ot)
+        return SampleView(seq, record_id, category, status, flt, reason, text, messages, ic, it, oc, ot, score)
 
     # -- decisions ---------------------------------------------------------------------------
 
@@ -162,7 +165,7 @@ class RunReview:
             "SELECT COUNT(*) FROM verdicts WHERE run_id = ? AND seq = ?", (self.run.run_id, seq)
         ).fetchone()[0]
         db.execute(
-            "INSERT INTO verdicts VALUES (?, ?, ?, ?, 0, ?)",
+            "INSERT INTO verdicts (run_id, seq, position, filter, kept, reason) VALUES (?, ?, ?, ?, 0, ?)",
             (self.run.run_id, seq, position, REVIEW_FILTER, REJECTED_REASON),
         )
         db.execute("UPDATE samples SET kept = 0 WHERE run_id = ? AND seq = ?", (self.run.run_id, seq))

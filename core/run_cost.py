@@ -49,15 +49,17 @@ class DatasetCost(BaseModel):
 
 
 def dataset_cost(store: RunStore, run_id: str) -> DatasetCost:
-    """The cost of every answer run ``run_id`` used (each counted once), split into the ones
+    """The cost of every answer run ``run_id`` used (each counted once, chain steps asked for with
+    ``context.complete()`` included), split into the ones
     this run generated and the ones earlier runs generated and this run reused."""
     store.flush()
     rows = store.db.execute(
         "SELECT g.run_id = ?, COUNT(*), SUM(g.prompt_tokens), SUM(g.completion_tokens),"
         " SUM(g.cost), SUM(g.cost IS NULL)"
-        " FROM generations g WHERE g.key IN (SELECT key FROM samples WHERE run_id = ?)"
+        " FROM generations g WHERE g.key IN (SELECT key FROM samples WHERE run_id = ?"
+        " UNION SELECT key FROM calls WHERE run_id = ?)"
         " GROUP BY g.run_id = ?",
-        (run_id, run_id, run_id),
+        (run_id, run_id, run_id, run_id),
     ).fetchall()
     groups = {True: AnswerCost(), False: AnswerCost()}
     for mine, answers, prompt, completion, usd, unpriced in rows:

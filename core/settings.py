@@ -18,6 +18,15 @@ class GenerateSettings(StageSettings):
     model: str = Field(min_length=1)
 
 
+class ReaskSettings(StageSettings):
+    """The ``[reask]`` table of a preset: when a filter drops a sample, ask the model again up
+    to ``attempts`` times, with the rejected answer and the drop reason in a follow-up message
+    (each attempt is its own request, step ``reask-1``, ``reask-2``...). ``--set
+    reask.attempts=2`` turns it on for one run."""
+
+    attempts: int = Field(default=0, ge=0, le=5)
+
+
 class OutputSettings(StageSettings):
     """The ``[output]`` table of a preset."""
 

@@ -47,8 +47,10 @@ SAMPLE_GENERATION = " LEFT JOIN generations g ON g.key = s.key"
 
 # The layout's version, kept in SQLite's ``user_version``. 0: samples.text NOT NULL; 1: NULL
 # allowed (see SAMPLES_TABLE); 2: a request is kept with its answer (generations.request_json)
-# or its failure, not in a table of its own. Older stores are migrated when opened.
-SCHEMA_VERSION = 2
+# or its failure, not in a table of its own; 3: the ``calls`` table (a record's chain steps:
+# answers asked for with ``context.complete()``) and a verdict's ``score`` and ``data_json``.
+# Older stores are migrated when opened.
+SCHEMA_VERSION = 3
 
 SCHEMA = (
     SAMPLES_TABLE.format(name="samples")
@@ -102,7 +104,16 @@ CREATE TABLE IF NOT EXISTS verdicts (
     filter TEXT NOT NULL,
     kept INTEGER NOT NULL,
     reason TEXT,
+    score REAL,
+    data_json TEXT,
     PRIMARY KEY (run_id, seq, position)
+);
+CREATE TABLE IF NOT EXISTS calls (
+    run_id TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    step TEXT NOT NULL,
+    PRIMARY KEY (run_id, record_id, key)
 );
 CREATE TABLE IF NOT EXISTS examples (
     run_id TEXT NOT NULL,
@@ -163,6 +174,11 @@ def _migrate(conn: sqlite3.Connection) -> None:
                         f" WHERE r.key = {table}.key) WHERE request_json IS NULL"
                     )
                 conn.execute("DROP TABLE requests")
+        if version < 3:  # the calls table is made by SCHEMA; verdicts gain two columns
+            names = {row[1] for row in conn.execute("PRAGMA table_info(verdicts)")}
+            for column, kind in (("score", "REAL"), ("data_json", "TEXT")):
+                if column not in names:
+                    conn.execute(f"ALTER TABLE verdicts ADD COLUMN {column} {kind}")
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
@@ -512,21 +528,43 @@ class RunStore:
         seq: int,
         key: str,
         record_id: str,
-        verdicts: list[tuple[str, bool, str | None]],
+        verdicts: list[tuple[Any, ...]],
         text: str | None,
     ) -> None:
         """The verdicts on sample ``seq`` and its text after the filters: ``None`` when that is
-        the generation's text unchanged (read it back as :data:`SAMPLE_TEXT`)."""
+        the generation's text unchanged (read it back as :data:`SAMPLE_TEXT`). A verdict is
+        ``(filter, kept, reason)`` or ``(filter, kept, reason, score, data_json)``."""
         kept = all(v[1] for v in verdicts)
         self.queue(
             "INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?, ?, ?)",
             (run_id, seq, key, record_id, int(kept), text),
         )
-        for i, (name, verdict_kept, reason) in enumerate(verdicts):
+        for i, verdict in enumerate(verdicts):
+            name, verdict_kept, reason = verdict[:3]
+            score, data = verdict[3:5] if len(verdict) >= 5 else (None, None)
             self.queue(
-                "INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?, ?, ?, ?)",
-                (run_id, seq, i, name, int(verdict_kept), reason),
+                "INSERT OR REPLACE INTO verdicts (run_id, seq, position, filter, kept, reason, score,"
+                " data_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, seq, i, name, int(verdict_kept), reason, score, data),
             )
+
+    def put_call(self, run_id: str, record_id: str | None, key: str, step: str) -> None:
+        """Note that record ``record_id`` used the answer ``key`` as chain step ``step`` (a
+        ``context.complete()`` call): lineage and the dataset's cost count it."""
+        self.queue("INSERT OR REPLACE INTO calls VALUES (?, ?, ?, ?)", (run_id, record_id or "", key, step))
+
+    def calls(self, run_id: str, record_id: str) -> list[dict[str, Any]]:
+        """The chain steps record ``record_id`` used in run ``run_id``, with their answers."""
+        rows = self.db.execute(
+            "SELECT c.step, c.key, g.text, g.request_json FROM calls c"
+            " LEFT JOIN generations g ON g.key = c.key"
+            " WHERE c.run_id = ? AND c.record_id = ? ORDER BY g.created_at",
+            (run_id, record_id),
+        )
+        return [
+            {"step": step, "key": key, "text": text, "request": json.loads(req) if req else None}
+            for step, key, text, req in rows
+        ]
 
     def put_example(
         self,
@@ -561,13 +599,13 @@ class RunStore:
         """Dropped samples in source order, with the filter that dropped them and why."""
         self.flush()
         rows = self.db.execute(
-            f"SELECT s.seq, s.record_id, s.key, v.filter, v.reason, {SAMPLE_TEXT}"
+            f"SELECT s.seq, s.record_id, s.key, v.filter, v.reason, {SAMPLE_TEXT}, v.score"
             " FROM samples s JOIN verdicts v ON v.run_id = s.run_id AND v.seq = s.seq"
             f"{SAMPLE_GENERATION} WHERE s.run_id = ? AND v.kept = 0 ORDER BY s.seq",
             (run_id,),
         )
-        for seq, record_id, key, flt, reason, text in rows:
-            yield {
+        for seq, record_id, key, flt, reason, text, score in rows:
+            line = {
                 "record_id": record_id,
                 "request_key": key,
                 "filter": flt,
@@ -575,6 +613,9 @@ class RunStore:
                 "text": text,
                 "seq": seq,
             }
+            if score is not None:
+                line["score"] = score
+            yield line
 
     def lineage(self, run_id: str, seq: int) -> dict[str, Any] | None:
         """Where one sample came from: its record, request, generation and verdicts."""
@@ -592,15 +633,20 @@ class RunStore:
         request = self.db.execute("SELECT request_json FROM generations WHERE key = ?", (key,)).fetchone()
         generation = self.get_generation(key)
         verdicts = self.db.execute(
-            "SELECT filter, kept, reason FROM verdicts WHERE run_id = ? AND seq = ? ORDER BY position",
+            "SELECT filter, kept, reason, score, data_json FROM verdicts WHERE run_id = ? AND seq = ?"
+            " ORDER BY position",
             (run_id, seq),
         ).fetchall()
         return {
             "record": json.loads(record[0]) if record else None,
             "request": json.loads(request[0]) if request and request[0] else None,
             "generation": generation.model_dump() if generation else None,
-            "verdicts": [{"filter": f, "kept": bool(k), "reason": r} for f, k, r in verdicts],
+            "verdicts": [
+                {"filter": f, "kept": bool(k), "reason": r, "score": sc, "data": json.loads(d) if d else {}}
+                for f, k, r, sc, d in verdicts
+            ],
             "kept": bool(kept),
+            "calls": self.calls(run_id, record_id),
         }
 
     # -- key-value state for plugins ----------------------------------------------------------------

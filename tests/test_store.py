@@ -89,7 +89,7 @@ def test_a_store_from_before_layout_1_is_migrated_with_its_samples(workdir: Path
     old.commit()
     old.close()
     store = RunStore(path)
-    assert store.db.execute("PRAGMA user_version").fetchone()[0] == store_module.SCHEMA_VERSION == 2
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == store_module.SCHEMA_VERSION == 3
     notnull = {row[1]: row[3] for row in store.db.execute("PRAGMA table_info(samples)")}
     assert notnull["text"] == 0
     assert store.db.execute("SELECT * FROM samples").fetchall() == [("run", 0, "k", "r0", 1, "the text")]

@@ -50,11 +50,12 @@ def open_store(option: Path | None) -> RunStore:
 
 
 def _status_line(view: SampleView) -> str:
+    score = f"  (score {view.score:g})" if view.score is not None else ""
     if view.status == "kept":
-        return "kept"
+        return f"kept{score}"
     if view.status == "rejected":
-        return "REJECTED in review (u restores it)"
-    return f"dropped by {view.filter}: {view.reason}"
+        return f"REJECTED in review (u restores it){score}"
+    return f"dropped by {view.filter}: {view.reason}{score}"
 
 
 def _input_text(view: SampleView) -> str:
