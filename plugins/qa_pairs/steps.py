@@ -56,13 +56,13 @@ def subject_of(record: Record) -> str:
 
 def questions_prompt(record: Record, count: int, passage: str | None) -> str:
     ask = (
-        f"Write {count} distinct questions {{about}}. Each question must stand on its own (no "
+        f"Write {count} distinct questions ABOUT. Each question must stand on its own (no "
         "'this', 'the passage' or 'the text'), be specific, and ask something worth a full answer; "
         'vary them (what, why, how, compare). Reply with JSON: {"questions": ["...", ...]}.'
     )
     if passage is not None:
-        return f"PASSAGE:\n\n{passage}\n\nEND PASSAGE\n\n" + ask.format(about="that the passage above answers")
-    return ask.format(about=f"a curious learner would ask about {subject_of(record)}")
+        return f"PASSAGE:\n\n{passage}\n\nEND PASSAGE\n\n" + ask.replace("ABOUT", "that the passage above answers")
+    return ask.replace("ABOUT", f"a curious learner would ask about {subject_of(record)}")
 
 
 def questions_request(
