@@ -24,8 +24,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from synthtune.core.errors import ConfigError
 from synthtune.core.plugins import PluginHost
-from synthtune.core.rubric import fill_rubrics
 from synthtune.core.preset_extends import ParentLookup, PresetSource, inherit, parse
+from synthtune.core.rubric import fill_rubrics
 from synthtune.core.settings import GenerateSettings, OutputSettings, ReaskSettings
 from synthtune.core.train_alternatives import choose_train_table, overridden_train_keys
 from synthtune.core.trust import Endpoint, check_name, check_preset

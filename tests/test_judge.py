@@ -57,7 +57,8 @@ def test_judge_replies_are_read_tolerantly(reply: str, expected: Judgement) -> N
 
 
 @pytest.mark.parametrize(
-    "reply", ["", "I would rather not.", '{"score": 11, "reason": "x"}', '{"score": "high"}', "42 reasons", None]
+    "reply",
+    ["", "I would rather not.", '{"score": 11, "reason": "x"}', '{"score": "high"}', "42 reasons", None],
 )
 def test_replies_without_a_score_on_the_scale_are_unparseable(reply: str | None) -> None:
     assert parse_judgement(reply) is None
@@ -67,13 +68,19 @@ def test_the_judge_request_is_stable_and_asks_for_structured_json() -> None:
     from synthtune.core import ChatMessage
 
     messages = [ChatMessage(role="user", content="Write a plot.")]
-    one = judge_request(messages, "An answer.", "Be good.", model=None, temperature=0, max_tokens=300, structured=True)
-    two = judge_request(messages, "An answer.", "Be good.", model=None, temperature=0, max_tokens=300, structured=True)
+    one = judge_request(
+        messages, "An answer.", "Be good.", model=None, temperature=0, max_tokens=300, structured=True
+    )
+    two = judge_request(
+        messages, "An answer.", "Be good.", model=None, temperature=0, max_tokens=300, structured=True
+    )
     assert one.compute_key() == two.compute_key()
     assert one.params.response_format["json_schema"]["schema"]["required"] == ["score", "reason"]
     prompt = one.messages[-1].content
     assert "Be good." in prompt and "USER: Write a plot." in prompt and "An answer." in prompt
-    plain = judge_request(messages, "An answer.", "Be good.", model=None, temperature=0, max_tokens=300, structured=False)
+    plain = judge_request(
+        messages, "An answer.", "Be good.", model=None, temperature=0, max_tokens=300, structured=False
+    )
     assert plain.params.response_format is None
 
 
@@ -114,7 +121,10 @@ def test_judge_drops_below_min_score_and_unreadable_replies_and_a_rerun_sends_no
         rejected = {r["record_id"]: r for r in read_jsonl(workdir / OUT / "rejected.jsonl")}
         romance = [r for k, r in rejected.items() if k.startswith("romance")]
         assert len(romance) == 2
-        assert all(r["score"] == 3 and r["reason"] == "below min_score (3 < 7): the plot stays generic" for r in romance)
+        assert all(
+            r["score"] == 3 and r["reason"] == "below min_score (3 < 7): the plot stays generic"
+            for r in romance
+        )
         horror = [r for k, r in rejected.items() if k.startswith("horror")]
         assert all(r["reason"].startswith("judge-unparseable") and "score" not in r for r in horror)
 

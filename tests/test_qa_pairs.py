@@ -33,16 +33,27 @@ def teacher(body: dict[str, Any]) -> Reply:
     """Four questions per record (its own, from the topic line), and an answer naming its question."""
     prompt = body["messages"][-1]["content"]
     if is_questions(body):
-        about = prompt.split("ask about ", 1)[1].split(". Each", 1)[0] if "ask about " in prompt else "the passage"
+        about = (
+            prompt.split("ask about ", 1)[1].split(". Each", 1)[0]
+            if "ask about " in prompt
+            else "the passage"
+        )
         if about == "the passage":  # one set of questions per passage
             about = f"passage {hashlib.sha256(prompt.encode()).hexdigest()[:8]}"
-        questions = [f"What is the {n} thing to know about {about}?" for n in ("first", "second", "third", "fourth")]
+        questions = [
+            f"What is the {n} thing to know about {about}?" for n in ("first", "second", "third", "fourth")
+        ]
         return Reply(text=json.dumps({"questions": questions}))
     return Reply(text=f"The answer to: {prompt.splitlines()[-1]}")
 
 
 def dataset(folder: Path) -> list[dict[str, Any]]:
-    return [line for name in ("train.jsonl", "valid.jsonl") if (folder / name).exists() for line in read_jsonl(folder / name)]
+    return [
+        line
+        for name in ("train.jsonl", "valid.jsonl")
+        if (folder / name).exists()
+        for line in read_jsonl(folder / name)
+    ]
 
 
 # -- pure parts ---------------------------------------------------------------------------------------
@@ -50,14 +61,19 @@ def dataset(folder: Path) -> list[dict[str, Any]]:
 
 def test_questions_are_read_from_json_fenced_json_or_question_lines() -> None:
     limit = {"limit": 10, "min_chars": 5}
-    assert parse_questions('{"questions": ["Why is it so?", "How come?"]}', **limit) == ["Why is it so?", "How come?"]
+    assert parse_questions('{"questions": ["Why is it so?", "How come?"]}', **limit) == [
+        "Why is it so?",
+        "How come?",
+    ]
     assert parse_questions('```json\n["What is X?", "what is x?", "Who?"]\n```', **limit) == ["What is X?"]
     assert parse_questions("Sure:\n1. What is X?\n- Why does Y happen?\nA statement.", **limit) == [
         "What is X?",
         "Why does Y happen?",
     ]
     assert parse_questions("nothing to see", **limit) == []
-    assert parse_questions('{"questions": ["Q one here?", "Q two here?", "Q three?"]}', limit=2, min_chars=1) == [
+    assert parse_questions(
+        '{"questions": ["Q one here?", "Q two here?", "Q three?"]}', limit=2, min_chars=1
+    ) == [
         "Q one here?",
         "Q two here?",
     ]
@@ -112,25 +128,41 @@ def test_qa_pairs_sends_more_requests_than_records_writes_chat_lines_and_a_rerun
         assert server.answered_twice() == []
 
 
-def test_questions_about_corpus_passages_are_answered_from_the_passage(cli, workdir: Path, monkeypatch) -> None:
+def test_questions_about_corpus_passages_are_answered_from_the_passage(
+    cli, workdir: Path, monkeypatch
+) -> None:
     with FakeOpenAI(teacher) as server:
         monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
         result = cli(
-            "run", "--preset", "qa-pairs", "--limit", "3", "--yes", "--set", "source.plugin=corpus",
-            "--set", "source.path=package:synthtune.plugins.corpus/sample",
+            "run",
+            "--preset",
+            "qa-pairs",
+            "--limit",
+            "3",
+            "--yes",
+            "--set",
+            "source.plugin=corpus",
+            "--set",
+            "source.path=package:synthtune.plugins.corpus/sample",
         )
         assert result.exit_code == 0, result.output
         asks = [b for b in server.chat_requests if is_questions(b)]
         assert len(asks) == 3 and all("PASSAGE:" in b["messages"][-1]["content"] for b in asks)
         answers = [b for b in server.chat_requests if not is_questions(b)]
         assert len(answers) == 12
-        assert all(b["messages"][-1]["content"].startswith("PASSAGE:") and "QUESTION: " in b["messages"][-1]["content"] for b in answers)
+        assert all(
+            b["messages"][-1]["content"].startswith("PASSAGE:")
+            and "QUESTION: " in b["messages"][-1]["content"]
+            for b in answers
+        )
     lines = dataset(workdir / "runs/qa-pairs")
     assert len(lines) == 12
     assert all(not line["messages"][0]["content"].startswith("PASSAGE") for line in lines)  # question only
 
 
-def test_a_failed_answer_fails_the_record_and_the_rerun_asks_only_for_it(cli, workdir: Path, monkeypatch) -> None:
+def test_a_failed_answer_fails_the_record_and_the_rerun_asks_only_for_it(
+    cli, workdir: Path, monkeypatch
+) -> None:
     failing = {"on": True}
 
     def flaky(body: dict[str, Any]) -> Reply:
@@ -206,7 +238,9 @@ def test_sigkill_mid_chain_then_rerun_answers_no_request_twice(workdir: Path) ->
     responder = HoldAnswersAfter(10)
     args = [str(TUNE), *RUN, "--set", "generate.concurrency=4"]
     with FakeOpenAI(responder) as server:
-        proc = subprocess.Popen(args, cwd=workdir, env=_env(server.base_url), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            args, cwd=workdir, env=_env(server.base_url), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         try:
             deadline = time.monotonic() + 60
             # 6 questions + 10 answers delivered and committed: the kill lands between steps.
@@ -218,7 +252,9 @@ def test_sigkill_mid_chain_then_rerun_answers_no_request_twice(workdir: Path) ->
             proc.wait(timeout=30)
         assert proc.returncode == -signal.SIGKILL
         responder.n = 10_000
-        resumed = subprocess.run(args, cwd=workdir, env=_env(server.base_url), capture_output=True, text=True, timeout=120)
+        resumed = subprocess.run(
+            args, cwd=workdir, env=_env(server.base_url), capture_output=True, text=True, timeout=120
+        )
         assert resumed.returncode == 0, resumed.stderr
         assert server.answered_twice() == []
         assert sum(server.answered.values()) == 30

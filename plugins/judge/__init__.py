@@ -38,7 +38,12 @@ __all__ = ["JudgeSettings", "JudgingSettings", "Judgement", "grade", "parse_judg
 
 
 async def grade(
-    messages: list[ChatMessage], answer: str, settings: JudgingSettings, context: RunContext, *, step: str = STEP
+    messages: list[ChatMessage],
+    answer: str,
+    settings: JudgingSettings,
+    context: RunContext,
+    *,
+    step: str = STEP,
 ) -> tuple[Judgement | None, str | None]:
     """Ask the judge to grade ``answer`` to ``messages``: the judgement (``None`` when the reply
     holds no readable score) and the judge's raw reply. Raises what ``context.complete`` raises

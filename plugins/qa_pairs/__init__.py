@@ -93,7 +93,9 @@ def prompt(record: Record, settings: QaPromptSettings, context: RunContext) -> l
 @hookimpl
 def filter(sample: Sample, settings: QaFilterSettings, context: RunContext) -> Verdict:
     """Read the questions; drop the record when fewer than ``min_questions`` are usable."""
-    questions = parse_questions(sample.text, limit=settings.max_questions, min_chars=settings.min_question_chars)
+    questions = parse_questions(
+        sample.text, limit=settings.max_questions, min_chars=settings.min_question_chars
+    )
     if len(questions) < settings.min_questions:
         return Verdict.drop(f"too few questions ({len(questions)} < {settings.min_questions})")
     return Verdict.keep(data={"questions": questions})
@@ -129,7 +131,9 @@ async def format(sample: Sample, settings: QaFormatSettings, context: RunContext
         if not answer:
             continue
         user = f"{passage}\n\n{question}" if passage is not None and settings.passage_in_dataset else question
-        messages = [ChatMessage(role="system", content=settings.system_prompt)] if settings.system_prompt else []
+        messages = (
+            [ChatMessage(role="system", content=settings.system_prompt)] if settings.system_prompt else []
+        )
         messages += [ChatMessage(role="user", content=user), ChatMessage(role="assistant", content=answer)]
         examples.append(TrainingExample.chat(messages))
     return examples

@@ -24,7 +24,8 @@ class QaPromptSettings(StageSettings):
     max_tokens: int = Field(default=600, ge=16)
     structured: bool = Field(
         default=True,
-        description='ask for {"questions": [...]} with structured output (falls back to what the server takes)',
+        description='ask for {"questions": [...]} with structured output '
+        "(the generate plugin falls back to what the server takes)",
     )
     max_passage_chars: int = Field(default=6000, ge=200, description="a longer passage is cut here")
 

@@ -61,7 +61,9 @@ def questions_prompt(record: Record, count: int, passage: str | None) -> str:
         'vary them (what, why, how, compare). Reply with JSON: {"questions": ["...", ...]}.'
     )
     if passage is not None:
-        return f"PASSAGE:\n\n{passage}\n\nEND PASSAGE\n\n" + ask.replace("ABOUT", "that the passage above answers")
+        return f"PASSAGE:\n\n{passage}\n\nEND PASSAGE\n\n" + ask.replace(
+            "ABOUT", "that the passage above answers"
+        )
     return ask.replace("ABOUT", f"a curious learner would ask about {subject_of(record)}")
 
 
