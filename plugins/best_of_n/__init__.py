@@ -56,7 +56,8 @@ def candidate_request(request: GenerationRequest, index: int, n: int) -> Generat
 
 
 def pick(scores: list[float | None]) -> tuple[int, int] | None:
-    """(best, worst) candidate indices among the scored ones (the earlier one wins a tie)."""
+    """(best, worst) candidate indices among the scored ones: on a tie the earlier is the best
+    and the later the worst."""
     scored = [(score, i) for i, score in enumerate(scores) if score is not None]
     if not scored:
         return None
