@@ -75,8 +75,9 @@ def fingerprint(
     settings: TrlTrainSettings, train: Path, valid: Path | None, output_dir: Path, seed: int
 ) -> str:
     """A digest of everything that decides the trained weights: settings, seed and data bytes."""
+    unset = {"beta"} if settings.beta is None else set()  # digests from before DPO stay the same
     identity = {
-        "settings": settings.model_dump(mode="json", exclude={"output_dir"}),
+        "settings": settings.model_dump(mode="json", exclude={"output_dir", *unset}),
         "output_dir": str(output_dir.resolve()),
         "seed": seed,
         "train": file_digest(train),
@@ -141,6 +142,36 @@ def _sft_config(
     )
 
 
+DEFAULT_BETA = 0.1
+# SFTConfig settings DPOConfig does not take.
+SFT_ONLY = ("assistant_only_loss", "packing", "chat_template_path")
+
+
+def _dpo_config(
+    settings: TrlTrainSettings, output_dir: Path, seed: int, has_valid: bool, libs: SimpleNamespace
+) -> Any:
+    """The same run settings as for SFT, as a ``DPOConfig`` (``beta`` added, SFT-only ones left out)."""
+    sft = _sft_config(settings, output_dir, seed, has_valid, libs)
+    config_class = getattr(libs.trl, "DPOConfig", None)
+    if config_class is None or getattr(libs.trl, "DPOTrainer", None) is None:
+        version = getattr(libs.trl, "__version__", "?")
+        raise ConfigError(
+            f"trl: preference data needs TRL's DPOTrainer, which trl {version} does not have; "
+            "pip install -U 'trl>=1.0'"
+        )
+    import dataclasses
+    import inspect
+
+    accepted = set(inspect.signature(config_class).parameters)
+    values = {
+        f.name: getattr(sft, f.name)
+        for f in dataclasses.fields(sft)
+        if f.init and f.name in accepted and f.name not in SFT_ONLY
+    }
+    values["beta"] = settings.beta if settings.beta is not None else DEFAULT_BETA
+    return config_class(**values)
+
+
 def _lora_config(settings: TrlTrainSettings, libs: SimpleNamespace) -> Any:
     return libs.peft.LoraConfig(
         r=settings.lora_r,
@@ -180,7 +211,8 @@ def train_sft(
     seed: int,
     on_start: Callable[[], None] | None = None,
 ) -> SftResult:
-    """Fine-tune ``settings.model`` on ``train`` (chat or prompt/completion JSONL), LoRA unless
+    """Fine-tune ``settings.model`` on ``train`` (chat or prompt/completion JSONL: SFT; preference
+    JSONL: DPO), LoRA unless
     ``use_lora`` is false; save the adapter (or model) and tokenizer into ``output_dir``.
 
     An interrupted run with the same settings and data resumes from its last checkpoint. Works
@@ -190,6 +222,7 @@ def train_sft(
     a ConfigError). Returns the losses, steps and token count of the run.
     """
     kind, rows = read_rows(train)
+    preference = kind == "preference"
     valid_rows: list[dict[str, Any]] | None = None
     if valid is not None:
         valid_kind, valid_rows = read_rows(valid)
@@ -197,7 +230,7 @@ def train_sft(
             raise ConfigError(f"validation file {valid} is {valid_kind} data but {train} is {kind} data")
     libs = import_libraries()
     tokenizer = _load_tokenizer(settings, libs)
-    if kind == "chat" and not tokenizer.chat_template and settings.chat_template_path is None:
+    if kind in ("chat", "preference") and not tokenizer.chat_template and settings.chat_template_path is None:
         raise ConfigError(
             f"trl: model {settings.model!r} has no chat template for chat data; set chat_template_path "
             "(a tokenizer or .jinja file with one) or use prompt/completion data"
@@ -206,9 +239,12 @@ def train_sft(
     checkpoint = _resumable_checkpoint(output_dir, digest, libs)
 
     started = time.monotonic()
-    trainer = libs.trl.SFTTrainer(
+    make_config = _dpo_config if preference else _sft_config
+    args = make_config(settings, output_dir, seed, valid is not None, libs)
+    trainer_class = libs.trl.DPOTrainer if preference else libs.trl.SFTTrainer
+    trainer = trainer_class(
         model=settings.model,
-        args=_sft_config(settings, output_dir, seed, valid is not None, libs),
+        args=args,
         train_dataset=libs.datasets.Dataset.from_list(rows),
         eval_dataset=libs.datasets.Dataset.from_list(valid_rows) if valid_rows else None,
         processing_class=tokenizer,
