@@ -33,7 +33,9 @@ def scripted(body: dict[str, Any]) -> Reply:
 
 def test_candidates_are_their_own_requests_and_the_best_and_worst_are_picked() -> None:
     request = GenerationRequest(
-        messages=[ChatMessage(role="user", content="hi")], params=SamplingParams(temperature=1.0), sample_index=1
+        messages=[ChatMessage(role="user", content="hi")],
+        params=SamplingParams(temperature=1.0),
+        sample_index=1,
     )
     candidates = [candidate_request(request, i, 4) for i in range(1, 4)]
     assert [c.sample_index for c in candidates] == [5, 6, 7]
@@ -45,7 +47,9 @@ def test_candidates_are_their_own_requests_and_the_best_and_worst_are_picked() -
     assert pick([None, None]) is None
 
 
-def test_best_of_n_keeps_the_best_candidate_and_a_rerun_sends_nothing(cli, workdir: Path, monkeypatch) -> None:
+def test_best_of_n_keeps_the_best_candidate_and_a_rerun_sends_nothing(
+    cli, workdir: Path, monkeypatch
+) -> None:
     with FakeOpenAI(scripted) as server:
         monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
         result = cli(*RUN)

@@ -49,7 +49,10 @@ def scripted(body: dict[str, Any]) -> Reply:
 
 def sample(data: dict[str, Any]) -> Sample:
     request = GenerationRequest(
-        messages=[ChatMessage(role="system", content="Be vivid."), ChatMessage(role="user", content="A plot.")]
+        messages=[
+            ChatMessage(role="system", content="Be vivid."),
+            ChatMessage(role="user", content="A plot."),
+        ]
     )
     return Sample(
         record=Record(id="r1"),
@@ -67,7 +70,9 @@ def test_a_preference_line_pairs_the_best_with_the_worst(line_validators) -> Non
     example = preference_line(sample({"best_of_n": PAIR}), PreferenceFormatSettings())
     assert example is not None and example.kind == "preference"
     assert example.line == {
-        "input": {"messages": [{"role": "system", "content": "Be vivid."}, {"role": "user", "content": "A plot."}]},
+        "input": {
+            "messages": [{"role": "system", "content": "Be vivid."}, {"role": "user", "content": "A plot."}]
+        },
         "preferred_output": [{"role": "assistant", "content": "good"}],
         "non_preferred_output": [{"role": "assistant", "content": "bad"}],
     }
@@ -127,7 +132,11 @@ def test_the_trl_reader_takes_both_preference_shapes_and_names_a_bad_line(workdi
         "preferred_output": [{"role": "assistant", "content": "a"}],
         "non_preferred_output": [{"role": "assistant", "content": "b"}],
     }
-    trl_line = {"prompt": [{"role": "user", "content": "q"}], "chosen": openai_line["preferred_output"], "rejected": openai_line["non_preferred_output"]}
+    trl_line = {
+        "prompt": [{"role": "user", "content": "q"}],
+        "chosen": openai_line["preferred_output"],
+        "rejected": openai_line["non_preferred_output"],
+    }
     path = workdir / "p.jsonl"
     path.write_text(json.dumps(openai_line) + "\n" + json.dumps(trl_line) + "\n")
     kind, rows = read_rows(path)

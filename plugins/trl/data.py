@@ -62,7 +62,9 @@ def _preference_row(line: dict[str, Any], path: Path, number: int) -> dict[str, 
         prompt, chosen, rejected = line.get("prompt"), line.get("chosen"), line.get("rejected")
     for name, value in (("prompt", prompt), ("chosen", chosen), ("rejected", rejected)):
         if not isinstance(value, list) or not value or not all(isinstance(m, dict) for m in value):
-            raise ConfigError(f"dataset {path} line {number}: preference {name} must be a non-empty list of messages")
+            raise ConfigError(
+                f"dataset {path} line {number}: preference {name} must be a non-empty list of messages"
+            )
     return {"prompt": prompt, "chosen": chosen, "rejected": rejected}
 
 

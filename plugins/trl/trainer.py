@@ -105,11 +105,12 @@ def _load_tokenizer(settings: TrlTrainSettings, libs: SimpleNamespace) -> Any:
         raise ConfigError(f"trl: cannot load the tokenizer of model {settings.model!r}: {first}") from None
 
 
-def _sft_config(
+def _run_args(
     settings: TrlTrainSettings, output_dir: Path, seed: int, has_valid: bool, libs: SimpleNamespace
-) -> Any:
+) -> dict[str, Any]:
+    """The settings SFT and DPO runs share (the trainers' config classes both take them)."""
     precision = resolve_precision(settings.precision, libs.torch)
-    return libs.trl.SFTConfig(
+    return dict(
         output_dir=str(output_dir),
         num_train_epochs=settings.epochs,
         max_steps=settings.max_steps or -1,
@@ -132,26 +133,31 @@ def _sft_config(
         bf16=precision == "bf16",
         fp16=precision == "fp16",
         gradient_checkpointing=settings.gradient_checkpointing,
-        assistant_only_loss=settings.assistant_only_loss,
-        packing=settings.packing,
-        chat_template_path=settings.chat_template_path,
-        trust_remote_code=settings.trust_remote_code,
         model_init_kwargs={"dtype": settings.dtype},
         report_to="none",
         dataloader_pin_memory=libs.torch.cuda.is_available(),
     )
 
 
+def _sft_config(
+    settings: TrlTrainSettings, output_dir: Path, seed: int, has_valid: bool, libs: SimpleNamespace
+) -> Any:
+    return libs.trl.SFTConfig(
+        **_run_args(settings, output_dir, seed, has_valid, libs),
+        assistant_only_loss=settings.assistant_only_loss,
+        packing=settings.packing,
+        chat_template_path=settings.chat_template_path,
+        trust_remote_code=settings.trust_remote_code,
+    )
+
+
 DEFAULT_BETA = 0.1
-# SFTConfig settings DPOConfig does not take.
-SFT_ONLY = ("assistant_only_loss", "packing", "chat_template_path")
 
 
 def _dpo_config(
     settings: TrlTrainSettings, output_dir: Path, seed: int, has_valid: bool, libs: SimpleNamespace
 ) -> Any:
-    """The same run settings as for SFT, as a ``DPOConfig`` (``beta`` added, SFT-only ones left out)."""
-    sft = _sft_config(settings, output_dir, seed, has_valid, libs)
+    """The same run settings as for SFT, as a ``DPOConfig`` with ``beta`` (default 0.1)."""
     config_class = getattr(libs.trl, "DPOConfig", None)
     if config_class is None or getattr(libs.trl, "DPOTrainer", None) is None:
         version = getattr(libs.trl, "__version__", "?")
@@ -159,17 +165,8 @@ def _dpo_config(
             f"trl: preference data needs TRL's DPOTrainer, which trl {version} does not have; "
             "pip install -U 'trl>=1.0'"
         )
-    import dataclasses
-    import inspect
-
-    accepted = set(inspect.signature(config_class).parameters)
-    values = {
-        f.name: getattr(sft, f.name)
-        for f in dataclasses.fields(sft)
-        if f.init and f.name in accepted and f.name not in SFT_ONLY
-    }
-    values["beta"] = settings.beta if settings.beta is not None else DEFAULT_BETA
-    return config_class(**values)
+    beta = settings.beta if settings.beta is not None else DEFAULT_BETA
+    return config_class(**_run_args(settings, output_dir, seed, has_valid, libs), beta=beta)
 
 
 def _lora_config(settings: TrlTrainSettings, libs: SimpleNamespace) -> Any:
