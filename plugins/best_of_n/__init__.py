@@ -2,10 +2,11 @@
 
 For each sample the filter asks the generate backend for ``n - 1`` more candidates to the same
 request (each its own request: ``sample_index`` and the sampling ``seed`` varied, step
-``candidate-1``, ``candidate-2`` ...), grades all ``n`` with the judge (step ``judge``, the same request as the ``judge`` filter
-would send, so the two share answers in the run store), and keeps the best: its text replaces
-the sample's and its score is the sample's. Every call goes through the run's engine: cached, so
-a rerun sends nothing; priced and stopped by ``--max-cost``; counted per step in the report.
+``candidate-1``, ``candidate-2`` ...), grades all ``n`` with the judge (step ``judge``, the same
+request as the ``judge`` filter would send, so the two share answers in the run store), and
+keeps the best: its text replaces the sample's and its score is the sample's. Every call goes
+through the run's engine: cached, so a rerun sends nothing; priced and stopped by
+``--max-cost``; counted per step in the report.
 
 The best and the worst candidates, with their scores, are kept in ``Sample.data["best_of_n"]``;
 the ``preference`` format writes them as a preference pair (chosen, rejected). Candidate 0 is
