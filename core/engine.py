@@ -154,7 +154,8 @@ class Engine:
                 stats.not_sent_cost_cap += 1
                 counts["not_sent_cost_cap"] += 1
                 cap = pipeline.cap.cap
-                raise CostCapReached(f"--max-cost ${cap:g} reached: step {step!r} of record {record_id!r} not sent")
+                where = f"step {step!r} of record {record_id!r}"
+                raise CostCapReached(f"--max-cost ${cap:g} reached: {where} not sent")
             waiting = self.pending[key] = Waiting(request, record_id)
             self.queue.append(request)
             self.wake.set()

@@ -37,6 +37,7 @@ from synthtune.core.models import (
     Usage,
     Verdict,
 )
+from synthtune.core.pipeline import has_chains
 from synthtune.core.plugins import PluginHost
 from synthtune.core.presets import ResolvedPreset
 from synthtune.core.pricing import price_table
@@ -89,6 +90,9 @@ class Estimate(BaseModel):
     to_send: GenerationFigures
     output_basis: str  # how output tokens were estimated
     training: TrainingFigures | None = None
+    # Requests per step: "prompt" (the prompt stage's) and each step asked for with
+    # context.complete() ("judge", "reask-1"...), each with its total/answered/to-send figures.
+    steps: dict[str, dict[str, GenerationFigures]] = {}
 
     @property
     def generation_cost(self) -> float | None:
@@ -243,7 +247,22 @@ def estimate_run(
     records: set[str] = set()
     ceilings = expectations = 0
     endpoint = endpoint_for(host, preset.generate, context.for_plugin(preset.generate.plugin))
-    for record, request in run_requests(host, preset, context, limit, endpoint.id if endpoint else None):
+    steps: dict[str, dict[str, GenerationFigures]] = {}
+    record_count: int | None = None
+    if has_chains(host, preset):  # the requests are known only by running the chain
+        from synthtune.core.estimate_chain import run_stand_in
+
+        chain = run_stand_in(host, preset, store, limit=limit, output_tokens=output_tokens, endpoint=endpoint)
+        record_count, ceilings, expectations = chain.records, chain.ceilings, chain.expectations
+        for step, (step_total, step_answered, step_to_send) in chain.figures.steps.items():
+            steps[step] = {"total": step_total, "answered": step_answered, "to_send": step_to_send}
+            for mine, theirs in ((total, step_total), (answered, step_answered), (to_send, step_to_send)):
+                _merge(mine, theirs)
+        if trainer is not None:
+            trainer._count(chain.examples)
+    plain = record_count is None
+    requests = run_requests(host, preset, context, limit, endpoint.id if endpoint else None) if plain else ()
+    for record, request in requests:
         records.add(record.id)
         guess = estimate_request(request, output_tokens=output_tokens)
         batch_cost = price_table().generation_cost(
@@ -265,6 +284,8 @@ def estimate_run(
             to_send.add(*figures)
             if trainer:
                 trainer.assumed(record, request, guess.output_tokens)
+    if plain:
+        steps["prompt"] = {"total": total, "answered": answered, "to_send": to_send}
     basis = []
     if ceilings:
         basis.append(f"max_tokens of {ceilings} request(s), a ceiling")
@@ -288,13 +309,31 @@ def estimate_run(
         preset=preset.name,
         model=preset.model,
         mode="batch" if priced_as_batch(preset.generate.settings) else "online",
-        records=len(records),
+        records=len(records) if record_count is None else record_count,
         total=total,
         answered=answered,
         to_send=to_send,
         output_basis="; ".join(basis) or "no requests",
         training=training,
+        steps=steps,
     )
+
+
+def _merge(into: GenerationFigures, other: GenerationFigures) -> None:
+    into.requests += other.requests
+    into.input_tokens += other.input_tokens
+    into.output_tokens += other.output_tokens
+    for name in ("cost_online", "cost_batch"):
+        mine, theirs = getattr(into, name), getattr(other, name)
+        setattr(into, name, None if mine is None or theirs is None else mine + theirs)
+
+
+def _step_lines(estimate: Estimate) -> list[str]:
+    """One line of requests per step, when the run has more steps than its prompt stage's."""
+    if set(estimate.steps) <= {"prompt"}:
+        return []
+    parts = [f"{step} {groups['total'].requests:,}" for step, groups in estimate.steps.items()]
+    return ["  requests per step: " + ", ".join(parts)]
 
 
 def _dollars(value: float | None) -> str:
@@ -313,6 +352,7 @@ def render_estimate(estimate: Estimate) -> str:
         f"  {'input tokens':16}{t.input_tokens:>14,}{a.input_tokens:>14,}{s.input_tokens:>14,}",
         f"  {'output tokens':16}{t.output_tokens:>14,}{a.output_tokens:>14,}{s.output_tokens:>14,}",
         f"  output tokens: {estimate.output_basis}",
+        *_step_lines(estimate),
         f"  generation, to send: online {_dollars(s.cost_online)}{mark['online']}, "
         f"batch {_dollars(s.cost_batch)}{mark['batch']}",
     ]

@@ -203,6 +203,9 @@ class Pipeline:
         self._chunk_iter: Iterator[list[tuple[int, Record, GenerationRequest]]] | None = None
         self._async_prompt = False
         self._async_samples = False  # filters or format are async, or re-ask is on
+        # Where plugins' key-value caches live (the run store; ``tune estimate`` runs the
+        # pipeline on a scratch store but reads the real one's cached downloads).
+        self.kv_store = store
 
     # -- context -----------------------------------------------------------------------------------
 
@@ -215,8 +218,8 @@ class Pipeline:
                 plugin=plugin,
                 out_dir=self.out_dir,
                 log=log,
-                _get=self.store.kv_get,
-                _put=self.store.kv_put,
+                _get=self.kv_store.kv_get,
+                _put=self.kv_store.kv_put,
                 _event=self._on_event,
                 model=self.preset.model,
                 limit=self.limit,
@@ -646,8 +649,7 @@ class Pipeline:
         self.engine = Engine(self, chains=self._async_prompt or self._async_samples, batch=self.batch_priced)
         status = "failed"
         try:
-            generate = self.preset.generate
-            self.endpoint = endpoint_for(self.host, generate, self._context(generate.plugin))
+            self.endpoint = self._resolve_endpoint()
             await self._generate_all()
             status = "capped" if self.cap is not None and self.cap.stopped else "finished"
         finally:
@@ -677,7 +679,7 @@ class Pipeline:
             return
 
         choice = self.preset.generate
-        call = self.host.stage(choice.plugin, "generate")
+        call = self._backend()
         feed = _Prepended(first, engine)
         outcomes = call(requests=feed, settings=choice.settings, context=self._context(choice.plugin))
         try:
@@ -700,6 +702,14 @@ class Pipeline:
         if self.store.broken is not None:  # the answers that arrived are held for save_held
             raise self.store.broken
 
+    def _resolve_endpoint(self) -> Endpoint | None:
+        generate = self.preset.generate
+        return endpoint_for(self.host, generate, self._context(generate.plugin))
+
+    def _backend(self) -> StageCall | Callable[..., Any]:
+        """The generate hook every request of the run goes to (a stand-in for estimates)."""
+        return self.host.stage(self.preset.generate.plugin, "generate")
+
     def _report(self, status: str, seconds: float) -> dict[str, Any]:
         report = self.stats.as_dict()
         report.update(
@@ -720,6 +730,14 @@ class Pipeline:
         report.update(dataset_cost(self.store, self.run_id).report_fields())
         report["dataset_definition"] = dataset_definition(self.preset, self.limit)
         return report
+
+
+def has_chains(host: PluginHost, preset: ResolvedPreset) -> bool:
+    """Whether a run of ``preset`` may ask for more than its prompt requests: an async prompt,
+    filter or format hook (it may call ``context.complete()``), or re-asking."""
+    calls = [host.stage(preset.prompt.plugin, "prompt"), host.stage(preset.format.plugin, "format")]
+    calls += [host.stage(f.plugin, "filter") for f in preset.filters]
+    return _reask_attempts(preset) > 0 or any(_is_async(call) for call in calls)
 
 
 def _is_async(call: StageCall) -> bool:

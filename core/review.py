@@ -143,7 +143,9 @@ class RunReview:
         seq, record_id, category, kept, flt, reason, text, body, ic, it, oc, ot, score = row
         status = "kept" if kept else ("rejected" if flt == REVIEW_FILTER else "dropped")
         messages = json.loads(body).get("messages", []) if body else []
-        return SampleView(seq, record_id, category, status, flt, reason, text, messages, ic, it, oc, ot, score)
+        return SampleView(
+            seq, record_id, category, status, flt, reason, text, messages, ic, it, oc, ot, score
+        )
 
     # -- decisions ---------------------------------------------------------------------------
 

@@ -227,3 +227,31 @@ def test_sigkill_mid_chain_then_rerun_answers_no_body_twice(workdir: Path) -> No
 
 def test_completion_errors_are_public() -> None:
     assert issubclass(CompletionFailed, Exception) and issubclass(CostCapReached, Exception)
+
+
+def test_estimate_counts_every_chain_step(chain_cli: Any, fake_openai: FakeOpenAI, workdir: Path) -> None:
+    preset = write_preset(workdir)
+    result = chain_cli("estimate", "--preset", str(preset), "--json")
+    assert result.exit_code == EXIT_OK, result.output
+    estimate = json.loads(result.output)
+    assert fake_openai.chat_count == 0  # nothing is sent to estimate
+    assert estimate["records"] == 6 and estimate["total"]["requests"] == 18
+    assert {step: figures["total"]["requests"] for step, figures in estimate["steps"].items()} == {
+        "prompt": 6,
+        "critique": 6,
+        "revise": 6,
+    }
+    assert estimate["to_send"]["requests"] == 18 and estimate["to_send"]["cost_online"] > 0
+    text = chain_cli("estimate", "--preset", str(preset))
+    assert "requests per step: prompt 6, critique 6, revise 6" in text.output
+
+    # After the run, the estimate follows the real answers through the chain: all answered.
+    assert chain_cli("run", "--preset", str(preset), "--yes").exit_code == EXIT_OK
+    after = json.loads(chain_cli("estimate", "--preset", str(preset), "--json").output)
+    assert after["answered"]["requests"] == 18 and after["to_send"]["requests"] == 0
+    # A re-ask counts too: the keyword filter drops the filler text of 2 records.
+    keyword = preset.read_text().replace('[[filter]]\nplugin = "chain"', '[[filter]]\nplugin = "keyword"')
+    preset.write_text(keyword)
+    reask = chain_cli("estimate", "--preset", str(preset), "--json", "--set", "reask.attempts=2")
+    steps = json.loads(reask.output)["steps"]
+    assert steps["reask-1"]["total"]["requests"] == 2 and steps["reask-2"]["total"]["requests"] == 2
