@@ -166,3 +166,21 @@ def test_max_cost_stops_judge_calls_too(cli, workdir: Path, monkeypatch) -> None
         assert result.exit_code == 3, result.output
         assert report["steps"]["judge"]["not_sent_cost_cap"] > 0
         assert len(judge_bodies(server)) < 12
+
+
+def test_estimate_counts_the_judge_calls(cli, workdir: Path, monkeypatch) -> None:
+    result = cli("estimate", "--preset", "plot-generator", "--limit", "12", "--filter", "judge", "--json")
+    assert result.exit_code == 0, result.output
+    estimate = json.loads(result.output)
+    assert estimate["records"] == 12
+    assert estimate["steps"]["prompt"]["total"]["requests"] == 12
+    assert estimate["steps"]["judge"]["total"]["requests"] == 12
+    assert estimate["total"]["requests"] == 24  # more requests than records
+    # After a run, both steps are answered from the store: nothing left to send.
+    with FakeOpenAI(scripted) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        assert cli(*RUN).exit_code == 0
+        again = json.loads(
+            cli("estimate", "--preset", "plot-generator", "--limit", "12", "--filter", "judge", "--json").output
+        )
+    assert again["to_send"]["requests"] == 0 and again["answered"]["requests"] == 24
