@@ -360,7 +360,8 @@ def test_dataset_problems_are_config_errors(host: PluginHost, workdir: Path) -> 
     preference.write_text(
         json.dumps({"input": {"messages": []}, "preferred_output": [], "non_preferred_output": []}) + "\n"
     )
-    with pytest.raises(ConfigError, match="line 1: preference data needs DPO"):
+    # Preference lines are trained with DPO; an empty pair is refused before anything loads.
+    with pytest.raises(ConfigError, match="line 1: preference prompt must be a non-empty list of messages"):
         run_train_hook(host, store, preference, {"model": "unused"})
     broken = workdir / "broken.jsonl"
     broken.write_text('{"messages": [{"role": "assistant", "content": "ok"}]}\n{"messages": \n')
