@@ -181,6 +181,8 @@ def test_estimate_counts_the_judge_calls(cli, workdir: Path, monkeypatch) -> Non
         monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
         assert cli(*RUN).exit_code == 0
         again = json.loads(
-            cli("estimate", "--preset", "plot-generator", "--limit", "12", "--filter", "judge", "--json").output
+            cli(
+                "estimate", "--preset", "plot-generator", "--limit", "12", "--filter", "judge", "--json"
+            ).output
         )
     assert again["to_send"]["requests"] == 0 and again["answered"]["requests"] == 24
