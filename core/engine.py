@@ -63,7 +63,10 @@ class Engine:
 
     def __init__(self, pipeline: Pipeline, *, chains: bool, batch: bool) -> None:
         self.pipeline = pipeline
-        self.queue: deque[GenerationRequest] = deque()
+        self.queue: deque[GenerationRequest] = deque()  # chain steps, admitted already
+        # Prompt-stage requests not in the store, in source order: each is admitted (spend
+        # cap, twins in flight) only when the backend pulls it, as the run gets to it.
+        self.backlog: deque[Item] = deque()
         self.pending: dict[str, Waiting] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
         self.wake = asyncio.Event()
@@ -88,6 +91,15 @@ class Engine:
                 return queue.popleft()
             if self.error is not None or self.closed or pipeline.store.broken is not None:
                 raise StopAsyncIteration
+            backlog = self.backlog
+            while backlog:
+                request = pipeline.take(backlog.popleft())
+                if request is not None:
+                    return request
+                if pipeline.store.broken is not None or queue:
+                    break
+            if queue or backlog:
+                continue
             if not self.source_done:
                 if len(self.tasks) < MAX_TASKS:
                     pipeline.advance()
@@ -104,15 +116,9 @@ class Engine:
 
     # -- requests in -------------------------------------------------------------------------------
 
-    def send(self, request: GenerationRequest, item: Item) -> None:
-        """Queue a keyed prompt-stage request (or join the identical one in flight)."""
-        assert request.key is not None
-        waiting = self.pending.get(request.key)
-        if waiting is not None:
-            waiting.items.append(item)
-            return
-        self.pending[request.key] = Waiting(request, item[1].id, [item])
-        self.queue.append(request)
+    def send(self, item: Item) -> None:
+        """Queue a keyed prompt-stage request that is not in the store."""
+        self.backlog.append(item)
         if self.chains:
             self.wake.set()
 

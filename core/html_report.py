@@ -169,6 +169,69 @@ def histogram_svg(hist: dict[str, Any] | None, metric: str, width: int = 560, he
     return "".join(parts)
 
 
+def score_histograms(store: RunStore, run_id: str, bins: int = 10) -> dict[str, dict[str, Any]]:
+    """Per filter that gave scores (``Verdict.score``, a judge's): equal-width bins between the
+    lowest and highest score, ``{"edges", "counts", "kept"}`` (kept: of the sample overall)."""
+    rows = store.db.execute(
+        "SELECT v.filter, v.score, s.kept FROM verdicts v JOIN samples s ON s.run_id = v.run_id"
+        " AND s.seq = v.seq WHERE v.run_id = ? AND v.score IS NOT NULL ORDER BY v.filter",
+        (run_id,),
+    ).fetchall()
+    by_filter: dict[str, list[tuple[float, int]]] = {}
+    for flt, score, kept in rows:
+        by_filter.setdefault(flt, []).append((float(score), int(kept)))
+    out: dict[str, dict[str, Any]] = {}
+    for flt, values in by_filter.items():
+        low, high = min(v for v, _ in values), max(v for v, _ in values)
+        n = bins if high > low else 1
+        width = (high - low) / n or 1.0
+        counts, kept = [0] * n, [0] * n
+        for value, was_kept in values:
+            i = min(int((value - low) / width), n - 1)
+            counts[i] += 1
+            kept[i] += was_kept
+        out[flt] = {"edges": [low + i * width for i in range(n + 1)], "counts": counts, "kept": kept}
+    return out
+
+
+def score_svg(flt: str, hist: dict[str, Any], width: int = 560, height: int = 170) -> str:
+    """An SVG histogram of one filter's scores (``rect.bar`` all, ``rect.bar-kept`` kept)."""
+    counts, kept, edges = hist["counts"], hist["kept"], hist["edges"]
+    left, bottom, top_pad = 40, 22, 8
+    plot_w, plot_h = width - left - 8, height - bottom - top_pad
+    top = max(counts) or 1
+    bar_w = plot_w / len(counts)
+    parts = [
+        f'<svg class="hist scores" data-filter="{_e(flt)}" data-bins="{len(counts)}"'
+        f' viewBox="0 0 {width} {height}" width="{width}" height="{height}"'
+        f' role="img" aria-label="scores given by {_e(flt)}">',
+        f'<text x="{left - 4}" y="{top_pad + 10}" text-anchor="end">{top}</text>',
+    ]
+    for i, (n, k) in enumerate(zip(counts, kept, strict=True)):
+        x = left + i * bar_w
+        h_all, h_kept = plot_h * n / top, plot_h * k / top
+        label = f"{edges[i]:g}–{edges[i + 1]:g}: {n} sample(s), {k} kept"
+        parts.append(
+            f"<g><title>{_e(label)}</title>"
+            f'<rect class="bar" data-count="{n}" x="{x + 1:.1f}" y="{top_pad + plot_h - h_all:.1f}"'
+            f' width="{max(bar_w - 2, 1):.1f}" height="{h_all:.1f}"/>'
+            f'<rect class="bar-kept" data-count="{k}" x="{x + 1:.1f}" y="{top_pad + plot_h - h_kept:.1f}"'
+            f' width="{max(bar_w - 2, 1):.1f}" height="{h_kept:.1f}"/></g>'
+        )
+    parts.append(f'<text x="{left}" y="{height - 6}">{edges[0]:g}</text>')
+    parts.append(f'<text x="{width - 8}" y="{height - 6}" text-anchor="end">{edges[-1]:g}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _scores_section(store: RunStore, run_id: str) -> str:
+    hists = score_histograms(store, run_id)
+    if not hists:
+        return ""
+    charts = "".join(f"<div><h2>{_e(flt)}</h2>{score_svg(flt, h)}</div>" for flt, h in hists.items())
+    return f'<section id="scores"><h2>Scores</h2><div class="grid">{charts}</div></section>'
+
+
 def categories_svg(categories: dict[str, dict[str, int]], width: int = 560) -> str:
     """Stacked horizontal bars per category: kept, dropped, failed."""
     if not categories:
@@ -236,6 +299,14 @@ def _cards(report: dict[str, Any], stats: dict[str, Any]) -> str:
         ("prompt tokens", usage.get("prompt_tokens", "-")),
         ("completion tokens", usage.get("completion_tokens", "-")),
     ]
+    steps = report.get("steps") or {}
+    if set(steps) - {"prompt"}:  # chain steps asked for with context.complete()
+        calls = sum((c or {}).get("requests", 0) for name, c in steps.items() if name != "prompt")
+        items.append(("chain calls", calls))
+    if report.get("recovered"):
+        items.append(("recovered by re-ask", report["recovered"]))
+    if report.get("failed_records"):
+        items.append(("records failed mid-chain", report["failed_records"]))
     items.append(("cost (USD)", _usd(report.get("cost_usd"))))
     split = report.get("cost") or {}
     earlier = split.get("earlier_runs") or {}
@@ -299,7 +370,9 @@ def _rows(store: RunStore, run_id: str, text_chars: int) -> Iterator[str]:
     cursor = store.db.execute(
         "SELECT s.seq, s.record_id, r.category, s.kept, v.filter, v.reason,"
         f" {SAMPLE_TEXT}, g.request_json,"
-        " m.output_chars, m.output_tokens, m.input_tokens"
+        " m.output_chars, m.output_tokens, m.input_tokens,"
+        " (SELECT sv.score FROM verdicts sv WHERE sv.run_id = s.run_id AND sv.seq = s.seq"
+        " AND sv.score IS NOT NULL ORDER BY sv.position DESC LIMIT 1)"
         " FROM samples s"
         " LEFT JOIN records r ON r.run_id = s.run_id AND r.record_id = s.record_id"
         f"{SAMPLE_GENERATION}"
@@ -308,9 +381,11 @@ def _rows(store: RunStore, run_id: str, text_chars: int) -> Iterator[str]:
         " WHERE s.run_id = ? ORDER BY s.seq",
         (run_id,),
     )
-    for seq, record_id, category, kept, flt, reason, text, body, oc, ot, it in cursor:
+    for seq, record_id, category, kept, flt, reason, text, body, oc, ot, it, score in cursor:
         status = "kept" if kept else ("rejected" if flt == REVIEW_FILTER else "dropped")
         why = "" if kept else (REJECTED_REASON if status == "rejected" else f"{flt}: {reason}")
+        if score is not None:
+            why = f"{why} (score {score:g})" if why else f"score {score:g}"
         yield (
             f'<tr data-status="{status}" data-seq="{seq}">'
             f'<td class="num">{seq}</td><td><span class="status {status}">{status}</span></td>'
@@ -361,6 +436,7 @@ def write_html_report(store: RunStore, run_id: str, path: Path, text_chars: int 
 </div>
 <section id="histograms"><h2>Lengths</h2>{legend}<div class="grid">{histograms}</div>
 {_lengths_table(stats)}</section>
+{_scores_section(store, run_id)}
 <section id="table"><h2>Samples</h2>
 <div class="controls"><input id="search" type="search" placeholder="Search text, reasons, records, categories"
  autocomplete="off" aria-label="Search samples">

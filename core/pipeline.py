@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from synthtune.core.endpoint import Endpoint, endpoint_for
-from synthtune.core.engine import NO_ANSWER, Engine
+from synthtune.core.engine import NO_ANSWER, Engine, Waiting
 from synthtune.core.errors import ConfigError, GenerationError
 from synthtune.core.failfast import FailFast
 from synthtune.core.models import (
@@ -343,10 +343,7 @@ class Pipeline:
             self.stats.cached += 1
             self._process(seq, record, request, cached)
             return
-        if self.cap is not None and not self.admit(request):
-            self.stats.not_sent_cost_cap += 1
-            return
-        self.engine.send(request, (seq, record, request))
+        self.engine.send((seq, record, request))
 
     def _chunks(self) -> Iterator[list[tuple[int, Record, GenerationRequest]]]:
         """The requests in groups to look up in the store together: up to PROBE_BATCH, fewer
@@ -387,28 +384,45 @@ class Pipeline:
             return
         known = self.store.known_generations([request.key for _, _, request in chunk if request.key])
         # Answers stored from now on are not in ``known``: _on_outcome notes their keys, so
-        # a later twin of an answered request is still served from the store.
-        self._answered.clear()
-        pending = engine.pending
+        # a later twin of an answered request is still served from the store (take()).
+        if not self._async_prompt:  # an async prompt's requests may wait longer: keep them all
+            self._answered.clear()
         for item in chunk:
             seq, record, request = item
             key = request.key
             assert key is not None
             if self.store.broken is not None:  # a write failed (full disk): send nothing more
                 return
-            if key in pending:  # same request twice in one run: ask once
-                pending[key].items.append(item)
-                continue
-            in_store = key in known or key in self._answered
-            cached = self.store.get_generation(key) if in_store else None
+            cached = self.store.get_generation(key) if key in known else None
             if cached is not None:
                 self.stats.cached += 1
                 self._process(seq, record, request, cached)
                 continue
-            if self.cap is not None and not self.admit(request):
-                self.stats.not_sent_cost_cap += 1
-                continue
-            engine.send(request, item)
+            engine.send(item)
+
+    def take(self, item: tuple[int, Record, GenerationRequest]) -> GenerationRequest | None:
+        """The request of ``item`` to send now, or None: it joins its twin in flight, its twin
+        was answered meanwhile (served from the store), or the spend cap refuses it."""
+        engine = self.engine
+        assert engine is not None
+        seq, record, request = item
+        key = request.key
+        assert key is not None
+        waiting = engine.pending.get(key)
+        if waiting is not None:  # same request twice in one run: ask once
+            waiting.items.append(item)
+            return None
+        if key in self._answered:
+            cached = self.store.get_generation(key)
+            if cached is not None:
+                self.stats.cached += 1
+                self._process(seq, record, request, cached)
+                return None
+        if self.cap is not None and not self.admit(request):
+            self.stats.not_sent_cost_cap += 1
+            return None
+        engine.pending[key] = Waiting(request, record.id, [item])
+        return request
 
     # -- per-sample work ----------------------------------------------------------------------
 

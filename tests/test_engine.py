@@ -255,3 +255,48 @@ def test_estimate_counts_every_chain_step(chain_cli: Any, fake_openai: FakeOpenA
     reask = chain_cli("estimate", "--preset", str(preset), "--json", "--set", "reask.attempts=2")
     steps = json.loads(reask.output)["steps"]
     assert steps["reask-1"]["total"]["requests"] == 2 and steps["reask-2"]["total"]["requests"] == 2
+
+
+def test_scores_reach_the_store_rejected_lines_and_the_html_report(
+    chain_cli: Any, fake_openai: FakeOpenAI, workdir: Path
+) -> None:
+    preset = write_preset(workdir)
+    text = preset.read_text() + '[[filter]]\nplugin = "keyword"\n'
+    preset.write_text(text)
+    result = chain_cli("run", "--preset", str(preset), "--yes")
+    assert result.exit_code == EXIT_OK, result.output
+    rejected = read_jsonl(workdir / OUT / "rejected.jsonl")
+    assert len(rejected) == 2  # the keyword filter dropped them after the chain filter scored them
+    assert all(line["filter"] == "keyword" for line in rejected)
+    from synthtune.core.store import RunStore
+
+    store = RunStore(workdir / "synthtune.db")
+    try:
+        scores = store.db.execute("SELECT score, data_json FROM verdicts WHERE filter = 'chain'").fetchall()
+        assert len(scores) == 6 and all(s is not None and "critique" in json.loads(d) for s, d in scores)
+        run_id = store.runs()[-1]["id"]
+        seq = store.db.execute("SELECT MIN(seq) FROM samples WHERE run_id = ?", (run_id,)).fetchone()[0]
+        lineage = store.lineage(run_id, seq)
+        assert lineage is not None and [c["step"] for c in lineage["calls"]] == ["critique", "revise"]
+    finally:
+        store.close()
+    html = workdir / "report.html"
+    shown = chain_cli("report", "latest", "--html", str(html))
+    assert shown.exit_code == EXIT_OK, shown.output
+    page = html.read_text()
+    assert 'class="hist scores" data-filter="chain"' in page and "chain calls" in page
+
+
+def test_batch_mode_refuses_chain_steps_with_one_line(
+    chain_cli: Any, fake_openai: FakeOpenAI, workdir: Path
+) -> None:
+    preset = write_preset(workdir)
+    batch = ["--set", "generate.mode=batch", "--set", "generate.batch_poll_interval=0.02"]
+    result = chain_cli("run", "--preset", str(preset), "--yes", *batch)
+    assert result.exit_code == 1, result.output
+    assert "in batch mode" in result.output and "Traceback" not in result.output
+    assert fake_openai.batch_count == 1 and fake_openai.chat_count == 0  # no chain step was sent
+    # Nothing paid for is lost: the batch's answers are in the store for an online rerun.
+    online = chain_cli("run", "--preset", str(preset), "--yes")
+    assert online.exit_code == EXIT_OK, online.output
+    assert fake_openai.chat_count == 12  # critique and revise only

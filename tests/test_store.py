@@ -138,3 +138,33 @@ def test_a_layout_1_store_keeps_its_requests_with_their_answers_and_failures(wor
     assert db.execute("SELECT 1 FROM sqlite_master WHERE name = 'requests'").fetchone() is None
     assert store.get_generation("ka") is not None
     store.close()
+
+
+OLD_VERDICTS = """CREATE TABLE verdicts (
+    run_id TEXT NOT NULL, seq INTEGER NOT NULL, position INTEGER NOT NULL, filter TEXT NOT NULL,
+    kept INTEGER NOT NULL, reason TEXT, PRIMARY KEY (run_id, seq, position))"""
+
+
+def test_a_layout_2_store_gains_verdict_scores_and_the_calls_table(workdir: Path) -> None:
+    path = workdir / "v2.db"
+    old = sqlite3.connect(path)
+    old.execute(OLD_VERDICTS)
+    old.execute("INSERT INTO verdicts VALUES ('run', 0, 0, 'judge', 0, 'too dull')")
+    old.execute("PRAGMA user_version = 2")
+    old.commit()
+    old.close()
+    store = RunStore(path)
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert store.db.execute("SELECT filter, reason, score, data_json FROM verdicts").fetchall() == [
+        ("judge", "too dull", None, None)
+    ]
+    store.put_sample("run", 1, "k", "r1", [("judge", True, None, 8.5, '{"why": "vivid"}')], None)
+    store.put_call("run", "r1", "k2", "judge")
+    store.flush()
+    assert store.db.execute("SELECT score, data_json FROM verdicts WHERE seq = 1").fetchone() == (
+        8.5,
+        '{"why": "vivid"}',
+    )
+    assert store.db.execute("SELECT record_id, key, step FROM calls").fetchall() == [("r1", "k2", "judge")]
+    store.close()
+    RunStore(path).close()  # opening it again changes nothing
