@@ -215,27 +215,27 @@ def _committed(db: Path) -> int:
             return 0
 
 
-class HoldAnswersAfter:
-    """Answer every questions request and the first ``n`` answer requests; hold the rest."""
+class HoldAfterAnswers:
+    """Answer requests until ``n`` answer requests were let through; from then on hold every
+    request (the process is killed while they wait), so nothing is delivered but not committed."""
 
     def __init__(self, n: int) -> None:
         self.n = n
-        self.granted = 0
+        self.answers = 0
         self.lock = threading.Lock()
 
     def __call__(self, body: dict[str, Any]) -> Reply:
         reply = teacher(body)
-        if is_questions(body):
-            return reply
         with self.lock:
-            self.granted += 1
-            hold = self.granted > self.n
+            hold = self.answers >= self.n
+            if not hold and not is_questions(body):
+                self.answers += 1
         reply.delay = 30.0 if hold else 0.02
         return reply
 
 
 def test_sigkill_mid_chain_then_rerun_answers_no_request_twice(workdir: Path) -> None:
-    responder = HoldAnswersAfter(10)
+    responder = HoldAfterAnswers(10)
     args = [str(TUNE), *RUN, "--set", "generate.concurrency=4"]
     with FakeOpenAI(responder) as server:
         proc = subprocess.Popen(
@@ -243,10 +243,16 @@ def test_sigkill_mid_chain_then_rerun_answers_no_request_twice(workdir: Path) ->
         )
         try:
             deadline = time.monotonic() + 60
-            # 6 questions + 10 answers delivered and committed: the kill lands between steps.
-            while not (sum(server.answered.values()) == 16 and _committed(workdir / "synthtune.db") == 16):
+            # 10 answers (and the questions before them) delivered and committed, the rest held:
+            # the kill lands between the steps.
+            settled = 0
+            while settled < 3:
                 assert time.monotonic() < deadline, "timed out"
-                time.sleep(0.05)
+                time.sleep(0.1)
+                delivered = sum(server.answered.values())
+                done = responder.answers >= 10 and delivered == _committed(workdir / "synthtune.db")
+                settled = settled + 1 if done else 0
+            assert 10 < delivered < 30
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=30)
