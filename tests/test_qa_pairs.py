@@ -265,3 +265,14 @@ def test_sigkill_mid_chain_then_rerun_answers_no_request_twice(workdir: Path) ->
         assert server.answered_twice() == []
         assert sum(server.answered.values()) == 30
     assert len(dataset(workdir / "runs/qa-pairs")) == 24
+
+
+def test_estimate_counts_every_step(cli, workdir: Path) -> None:
+    result = cli("estimate", "--preset", "qa-pairs", "--limit", "6", "--json")
+    assert result.exit_code == 0, result.output
+    estimate = json.loads(result.output)
+    assert estimate["records"] == 6
+    assert estimate["steps"]["prompt"]["total"]["requests"] == 6
+    assert estimate["steps"]["answer"]["total"]["requests"] == 24  # 4 questions per record
+    assert estimate["total"]["requests"] == 30
+    assert estimate["training"]["examples"] == 24

@@ -14,16 +14,20 @@ from typing import Any
 
 from synthtune.core import ChatMessage, GenerationRequest, Record, SamplingParams
 
-QUESTIONS_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {"questions": {"type": "array", "items": {"type": "string"}}},
-    "required": ["questions"],
-    "additionalProperties": False,
-}
-QUESTIONS_FORMAT: dict[str, Any] = {
-    "type": "json_schema",
-    "json_schema": {"name": "questions", "schema": QUESTIONS_SCHEMA, "strict": True},
-}
+
+def questions_format(count: int) -> dict[str, Any]:
+    """The ``response_format`` of step 1: ``{"questions": [count strings]}``."""
+    schema = {
+        "type": "object",
+        "properties": {
+            "questions": {"type": "array", "items": {"type": "string"}, "minItems": count, "maxItems": count}
+        },
+        "required": ["questions"],
+        "additionalProperties": False,
+    }
+    return {"type": "json_schema", "json_schema": {"name": "questions", "schema": schema, "strict": True}}
+
+
 QUESTION_SYSTEM = "You write clear, specific questions that a curious learner would ask."
 ANSWER_SYSTEM = (
     "You are a knowledgeable, careful teacher. Answer the question accurately and completely, "
@@ -74,7 +78,7 @@ def questions_request(
     params = SamplingParams(
         temperature=temperature,
         max_tokens=max_tokens,
-        response_format=QUESTIONS_FORMAT if structured else None,
+        response_format=questions_format(count) if structured else None,
     )
     passage = passage_of(record, passage_limit)
     messages = [
