@@ -136,13 +136,19 @@ def test_judge_drops_below_min_score_and_unreadable_replies_and_a_rerun_sends_no
     assert again["dropped"] == report["dropped"] and again["kept"] == 8
 
 
-def test_review_shows_the_judge_score(cli, workdir: Path, monkeypatch) -> None:
+def test_review_and_the_html_report_show_the_judge_score(cli, workdir: Path, monkeypatch) -> None:
     with FakeOpenAI(scripted) as server:
         monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
         assert cli(*RUN).exit_code == 0
     result = cli("review", "latest", input="f\nq\n")  # ordered by reason: the drops first
     assert result.exit_code == 0, result.output
     assert "(score 3)" in result.output or "(score 8)" in result.output, result.output
+
+    made = cli("report", str(workdir / OUT), "--html", "report.html")
+    assert made.exit_code == 0, made.output
+    page = (workdir / "report.html").read_text()
+    assert 'data-filter="judge"' in page  # the judge's score histogram
+    assert "below min_score (3 &lt; 7): the plot stays generic (score 3)" in page  # the samples table
 
 
 def test_the_judge_model_is_set_apart_from_the_generate_model(cli, workdir: Path, monkeypatch) -> None:
