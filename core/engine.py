@@ -39,6 +39,11 @@ log = logging.getLogger("synthtune")
 
 # The record a task works on: complete() files its calls under it (lineage, dataset cost).
 CURRENT_RECORD: contextvars.ContextVar[str | None] = contextvars.ContextVar("synthtune_record", default=None)
+# The answers complete() gave the current record's task (a rewrite that is one of them is
+# measured with its server-reported usage instead of tiktoken).
+CURRENT_CALLS: contextvars.ContextVar[list[GenerationOutcome] | None] = contextvars.ContextVar(
+    "synthtune_calls", default=None
+)
 # At most this many records are worked on at once by async hooks (memory stays bounded).
 MAX_TASKS = 1024
 # The failure of a request the backend never answered (a batch left running, say).
@@ -153,6 +158,7 @@ class Engine:
                 stats.cached += 1
                 counts["cached"] += 1
                 pipeline.note_call(record_id, key, step)
+                _remember(cached)
                 return cached
             if self.closed or self.error is not None:
                 raise CompletionFailed(GenerationOutcome(key=key, error=NO_ANSWER, attempts=0), step)
@@ -171,6 +177,7 @@ class Engine:
         if not outcome.ok:
             raise CompletionFailed(outcome, step)
         pipeline.note_call(record_id, key, step)
+        _remember(outcome)
         return outcome
 
     # -- outcomes out ------------------------------------------------------------------------------
@@ -198,6 +205,7 @@ class Engine:
         ``record_id``."""
         context = contextvars.copy_context()
         context.run(CURRENT_RECORD.set, record_id)
+        context.run(CURRENT_CALLS.set, [])
         task = asyncio.get_running_loop().create_task(self._guarded(work), context=context)
         self.tasks.add(task)
         task.add_done_callback(self._done)
@@ -234,3 +242,18 @@ class Engine:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _remember(outcome: GenerationOutcome) -> None:
+    calls = CURRENT_CALLS.get()
+    if calls is not None and len(calls) < 64:
+        calls.append(outcome)
+
+
+def answered_text(text: str) -> GenerationOutcome | None:
+    """The answer a ``complete()`` call of the current record gave with this ``text``, if any."""
+    wanted = text.strip()
+    for outcome in CURRENT_CALLS.get() or ():
+        if outcome.text is not None and outcome.text.strip() == wanted:
+            return outcome
+    return None

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from synthtune.core.endpoint import Endpoint, endpoint_for
-from synthtune.core.engine import NO_ANSWER, Engine, Waiting
+from synthtune.core.engine import NO_ANSWER, Engine, Waiting, answered_text
 from synthtune.core.errors import ConfigError, GenerationError
 from synthtune.core.failfast import FailFast
 from synthtune.core.models import (
@@ -37,6 +37,7 @@ from synthtune.core.models import (
     RunContext,
     Sample,
     TrainingExample,
+    Usage,
     Verdict,
 )
 from synthtune.core.outputs import write_outputs
@@ -488,7 +489,15 @@ class Pipeline:
             if reason is None:
                 self.stats.recovered += 1
         kept = reason is None
-        self._store_sample(seq, record, request, sample.generation, sample, verdicts, kept)
+        measured = sample.generation
+        if sample.text != measured.text and (answer := answered_text(sample.text)) is not None:
+            # The text is a chain step's answer (a revision): its tokens are that answer's, as
+            # the server counted them, and the request's are the sample's own.
+            usage = Usage(
+                prompt_tokens=measured.usage.prompt_tokens, completion_tokens=answer.usage.completion_tokens
+            )
+            measured = measured.model_copy(update={"text": answer.text, "usage": usage})
+        self._store_sample(seq, record, request, sample.generation, sample, verdicts, kept, measured)
         if not kept:
             self._progress()
             return
@@ -548,10 +557,11 @@ class Pipeline:
         sample: Sample,
         verdicts: list[tuple[str, bool, str | None, float | None, str | None]],
         kept: bool,
+        measured: GenerationOutcome | None = None,
     ) -> None:
         stored_text = None if sample.text == outcome.text else sample.text  # kept once
         self.store.put_sample(self.run_id, seq, outcome.key, record.id, verdicts, stored_text)
-        self.measures.observe(self.run_id, seq, request, outcome, sample.text)
+        self.measures.observe(self.run_id, seq, request, measured or outcome, sample.text)
         if kept:
             self.stats.kept += 1
 
@@ -645,6 +655,11 @@ class Pipeline:
 
     async def run(self) -> RunResult:
         started = time.monotonic()
+        if self.reask and self.batch_priced:  # a re-ask waits for its answer: not in a batch
+            raise ConfigError(
+                "[reask] needs online requests, but the generate stage runs in batch mode: "
+                "set reask.attempts = 0 or turn batch mode off"
+            )
         # Everything alive now (modules, plugins, pydantic schemas) lives for the whole run:
         # moving it out of the cyclic collector's sight makes each collection of the stream's
         # short-lived objects cheaper (about 10% of the per-record CPU).
@@ -675,6 +690,7 @@ class Pipeline:
                     waiting.record_id,
                     request_json=waiting.request.model_dump_json(exclude={"key"}),
                 )
+            self.measures.finish()
             report = self._report(status, time.monotonic() - started)
             self.store.finish_run(self.run_id, status, report)
             # Hand the frozen objects back to the collector: a process may run many pipelines.
@@ -697,10 +713,10 @@ class Pipeline:
         feed = _Prepended(first, engine)
         outcomes = call(requests=feed, settings=choice.settings, context=self._context(choice.plugin))
         try:
+            # A plugin error in an async hook (engine.error) ends the stream: the backend sends
+            # nothing more but hands over what is in flight, so every answer paid for is kept.
             async for outcome in outcomes:
                 self._on_outcome(outcome)
-                if engine.error is not None:
-                    break
         finally:  # stopped early (fail-fast, Ctrl-C): close the backend now, not at loop shutdown
             engine.closed = True
             aclose = getattr(outcomes, "aclose", None)

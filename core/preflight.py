@@ -77,6 +77,13 @@ def _everything_answered(
         # Keys hold the endpoint that answered (a local server's); its plugin remembers the
         # last one in the store for runs like this one, when the server is gone.
         endpoint = endpoint_for(host, preset.generate, context.for_plugin(preset.generate.plugin))
+        from synthtune.core.pipeline import has_chains
+
+        if has_chains(host, preset):  # later steps are known only by running the chain
+            from synthtune.core.estimate_chain import run_stand_in
+
+            chain = run_stand_in(host, preset, store, limit=limit, output_tokens=1, endpoint=endpoint)
+            return all(to_send.requests == 0 for _, _, to_send in chain.figures.steps.values())
         batch: list[str] = []  # looked up 500 at a time (known_generations' limit)
         for _, request in run_requests(host, preset, context, limit, endpoint.id if endpoint else None):
             assert request.key is not None

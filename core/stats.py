@@ -72,6 +72,38 @@ class SampleMeasures:
         self.model = model
         self.token_error: str | None = None
         ensure_schema(store)
+        # Samples whose counts wait for an encoding still loading in a thread (the first count
+        # of a run would otherwise stop the event loop for about a second).
+        self._waiting: list[tuple[str, int, GenerationRequest, GenerationOutcome, str]] = []
+
+    def _needs_tiktoken(self, request: GenerationRequest, generation: GenerationOutcome, text: str) -> bool:
+        usage = generation.usage
+        unchanged = generation.text is not None and generation.text.strip() == text.strip()
+        return not usage.prompt_tokens or not (usage.completion_tokens and unchanged)
+
+    def observe(
+        self, run_id: str, seq: int, request: GenerationRequest, generation: GenerationOutcome, text: str
+    ) -> None:
+        """Record the lengths of sample ``seq``: its request messages and its (cleaned) text.
+        When tiktoken must count and its encoding is not loaded yet, the sample waits (see
+        :meth:`finish`) while the encoding loads in a thread."""
+        if self.token_error is None and self._needs_tiktoken(request, generation, text):
+            model = request.model or self.model
+            if not tokens.ready(model):
+                tokens.load_in_background(model)
+                self._waiting.append((run_id, seq, request, generation, text))
+                return
+        if self._waiting:
+            self.finish()
+        self._observe(run_id, seq, request, generation, text)
+
+    def finish(self) -> None:
+        """Record the samples waiting for an encoding (waiting for it to load, at the end of a
+        run)."""
+        waiting, self._waiting = self._waiting, []
+        for run_id, seq, request, generation, text in waiting:
+            tokens.load_in_background(request.model or self.model).join()
+            self._observe(run_id, seq, request, generation, text)
 
     def _count(self, fn: Any, value: Any, model: str) -> int | None:
         if self.token_error is not None:
@@ -83,10 +115,9 @@ class SampleMeasures:
             log.warning("token statistics left out: %s", error)
             return None
 
-    def observe(
+    def _observe(
         self, run_id: str, seq: int, request: GenerationRequest, generation: GenerationOutcome, text: str
     ) -> None:
-        """Record the lengths of sample ``seq``: its request messages and its (cleaned) text."""
         model = request.model or self.model
         input_chars = sum(_content_chars(m.content) for m in request.messages)
         usage = generation.usage

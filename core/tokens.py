@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import threading
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +67,33 @@ def get_encoding(name: str) -> tiktoken.Encoding:
 
 def encoding_for(model: str) -> tiktoken.Encoding:
     return get_encoding(encoding_name(model))
+
+
+_loaders: dict[str, threading.Thread] = {}
+
+
+def ready(model: str) -> bool:
+    """Whether ``model``'s encoding is loaded, or its loading failed (counting then returns at
+    once: it raises the ConfigError). Loading one takes about a second of CPU."""
+    loader = _loaders.get(model)
+    return loader is not None and not loader.is_alive()
+
+
+def load_in_background(model: str) -> threading.Thread:
+    """Start loading ``model``'s encoding in a thread (once), so the event loop is not held
+    up for the second it takes; :func:`ready` says when it is done."""
+    loader = _loaders.get(model)
+    if loader is None:
+
+        def load() -> None:
+            try:
+                encoding_for(model)
+            except Exception:  # noqa: BLE001 - counting raises it again, as a ConfigError
+                pass
+
+        loader = _loaders[model] = threading.Thread(target=load, name="tiktoken-load", daemon=True)
+        loader.start()
+    return loader
 
 
 def count_text(text: str, model: str) -> int:

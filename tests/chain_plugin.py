@@ -39,6 +39,7 @@ class ChainSource(StageSettings):
 
 class ChainFilter(StageSettings):
     steps: int = 2  # complete() calls per sample: critique, then revise
+    explode_on: str = ""  # a record id whose filter call raises (a plugin bug)
 
 
 class KeywordFilter(StageSettings):
@@ -81,6 +82,8 @@ class ChainTask:
     @hookimpl
     async def filter(self, sample: Sample, settings: ChainFilter, context: RunContext) -> Verdict:
         critique = await context.complete(ask(f"critique: {sample.text[:60]}"), step="critique")
+        if sample.record.id == settings.explode_on:
+            raise ValueError("the critique has no verdict")
         if settings.steps < 2:
             return Verdict.keep(score=1.0, data={"critique": critique.text})
         revised = await context.complete(

@@ -300,3 +300,47 @@ def test_batch_mode_refuses_chain_steps_with_one_line(
     online = chain_cli("run", "--preset", str(preset), "--yes")
     assert online.exit_code == EXIT_OK, online.output
     assert fake_openai.chat_count == 12  # critique and revise only
+
+
+def test_a_bug_in_an_async_filter_stops_the_run_with_one_line(
+    chain_cli: Any, fake_openai: FakeOpenAI, workdir: Path
+) -> None:
+    preset = write_preset(workdir)
+    result = chain_cli("run", "--preset", str(preset), "--yes", "--set", "filter.0.explode_on=r1")
+    assert result.exit_code == 1, result.output
+    assert (
+        "plugin 'chain' failed in stage 'filter' on record 'r1': the critique has no verdict" in result.output
+    )
+    assert "Traceback" not in result.output
+    # Every answer that arrived is kept: the rerun without the bug pays only for the rest.
+    assert 0 < fake_openai.chat_count < 18
+    again = chain_cli("run", "--preset", str(preset), "--yes")
+    assert again.exit_code == EXIT_OK, again.output
+    assert fake_openai.answered_twice() == [] and fake_openai.chat_count == 18
+    assert "steps      prompt 6" in again.output
+
+
+def test_preflight_knows_when_a_chain_is_fully_answered(
+    chain_cli: Any, fake_openai: FakeOpenAI, workdir: Path
+) -> None:
+    from synthtune.core.preflight import _everything_answered
+    from synthtune.core.presets import load_preset
+
+    path = write_preset(workdir)
+    preset = load_preset(str(path), chain_cli.host)
+    store = workdir / "synthtune.db"
+    assert chain_cli("run", "--preset", str(path), "--yes", "--limit", "3").exit_code == EXIT_OK
+    assert not _everything_answered(chain_cli.host, preset, store, None)  # 3 records of 6 answered
+    assert _everything_answered(chain_cli.host, preset, store, 3)
+    assert fake_openai.chat_count == 9  # the check sends nothing
+
+
+def test_reask_in_batch_mode_is_refused_before_anything_is_sent(
+    chain_cli: Any, fake_openai: FakeOpenAI, workdir: Path
+) -> None:
+    preset = write_preset(workdir)
+    batch = ["--set", "generate.mode=batch", "--set", "reask.attempts=1"]
+    result = chain_cli("run", "--preset", str(preset), "--yes", *batch)
+    assert result.exit_code == 2, result.output
+    assert "[reask] needs online requests" in result.output
+    assert fake_openai.batch_count == 0 and fake_openai.chat_count == 0

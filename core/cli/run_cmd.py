@@ -48,6 +48,20 @@ def print_summary(report: dict[str, object]) -> None:
         f"  kept       {report['kept']}  dropped {report['dropped_total']}",
     ]
     lines += [f"    - {reason}: {n}" for reason, n in sorted(dropped.items())]
+    steps = report.get("steps") or {}
+    if isinstance(steps, dict) and set(steps) - {"prompt"}:  # chain steps (context.complete())
+        parts = [
+            f"{name} {c.get('requests', 0)} ({c.get('generated', 0)} generated)"
+            for name, c in steps.items()
+            if isinstance(c, dict)
+        ]
+        lines.append("  steps      " + ", ".join(parts))
+    if report.get("recovered"):
+        lines.append(f"  re-asked   {report['recovered']} dropped sample(s) recovered")
+    if report.get("failed_records"):
+        lines.append(
+            f"  failed     {report['failed_records']} record(s) failed in a chain step; a rerun retries them"
+        )
     lines.append(f"  examples   train {examples.get('train', 0)}  valid {examples.get('valid', 0)}")
     lines.append(
         f"  tokens     prompt {usage.get('prompt_tokens', 0)}  "
