@@ -142,7 +142,9 @@ def test_review_and_the_html_report_show_the_judge_score(cli, workdir: Path, mon
         assert cli(*RUN).exit_code == 0
     result = cli("review", "latest", input="f\nq\n")  # ordered by reason: the drops first
     assert result.exit_code == 0, result.output
-    assert "(score 3)" in result.output or "(score 8)" in result.output, result.output
+    assert "dropped by judge: below min_score (3 < 7): the plot stays generic  (score 3)" in result.output
+    kept = cli("review", "latest", input="o\n" + "n\n" * 5 + "q\n")  # source order: some are kept
+    assert "kept  (score 8: complete and specific)" in kept.output, kept.output
 
     made = cli("report", str(workdir / OUT), "--html", "report.html")
     assert made.exit_code == 0, made.output
