@@ -83,3 +83,16 @@ def test_min_score_drops_a_sample_whose_best_candidate_is_too_weak(cli, workdir:
     assert len(rejected) == 4
     assert {r["reason"] for r in rejected} == {"below min_score (best of 2: 6 < 10)"}
     assert {r["score"] for r in rejected} == {6}
+
+
+def test_estimate_counts_every_candidate_and_judgement(cli, workdir: Path) -> None:
+    result = cli("estimate", "--preset", "plot-generator", "--limit", "4", "--filter", "best-of-n", "--json")
+    assert result.exit_code == 0, result.output
+    steps = json.loads(result.output)["steps"]
+    assert {name: figures["total"]["requests"] for name, figures in steps.items()} == {
+        "prompt": 4,
+        "candidate-1": 4,
+        "candidate-2": 4,
+        "candidate-3": 4,
+        "judge": 16,
+    }
