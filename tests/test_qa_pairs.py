@@ -276,3 +276,30 @@ def test_estimate_counts_every_step(cli, workdir: Path) -> None:
     assert estimate["steps"]["answer"]["total"]["requests"] == 24  # 4 questions per record
     assert estimate["total"]["requests"] == 30
     assert estimate["training"]["examples"] == 24
+
+
+def test_both_structured_steps_adapt_to_a_server_that_refuses_json_schema(host, workdir: Path) -> None:
+    """llama-cpp-python's server refuses response_format json_schema: the openai plugin knows the
+    server kind, so step 1's questions and the judge's verdicts go as json_object with the schema
+    instead, and the run is the same."""
+    from synthtune.core.testkit import run_preset
+
+    def local(body: dict[str, Any]) -> Reply:
+        if body["messages"][0]["content"].startswith("You are a strict, consistent judge"):
+            return Reply(text=json.dumps({"score": 9, "reason": "specific"}))
+        return teacher(body)
+
+    with FakeOpenAI(local, persona="llama-cpp-python") as server:
+        out = run_preset(
+            "qa-pairs",
+            overrides=["generate.model=smollm2", 'filter=[{plugin = "qa-pairs"}, {plugin = "judge"}]'],
+            limit=2,
+            host=host,
+            server=server,
+            workdir=workdir,
+        )
+        shapes = {json.dumps(b.get("response_format", {}).get("type")) for b in server.chat_requests}
+        assert not server.refused_formats
+    assert '"json_object"' in shapes and '"json_schema"' not in shapes
+    assert out.report["kept"] == 2 and len(out.train) + len(out.valid) == 8
+    assert out.report["steps"]["judge"]["requests"] == 2 and out.line_errors() == []
