@@ -9,13 +9,25 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from chain_plugin import PRESET, ask, register
 from conftest import read_dataset, read_jsonl
-from synthtune.core import CompletionFailed, CostCapReached, EngineError, RunContext
+from synthtune.core import (
+    CompletionFailed,
+    CostCapReached,
+    EngineError,
+    GenerationRequest,
+    Record,
+    RunContext,
+    Sample,
+    StageSettings,
+    TrainingExample,
+    hookimpl,
+)
 from synthtune.core.errors import EXIT_OK, EXIT_PARTIAL
 from synthtune.core.testing import FakeOpenAI, Reply, default_text
 from test_resume import _committed, _env, _wait_for
@@ -344,3 +356,47 @@ def test_reask_in_batch_mode_is_refused_before_anything_is_sent(
     assert result.exit_code == 2, result.output
     assert "[reask] needs online requests" in result.output
     assert fake_openai.batch_count == 0 and fake_openai.chat_count == 0
+
+
+class StreamingTask:
+    """An async-generator prompt (two requests per record) and an async format that asks for
+    a title: hooks of every async kind."""
+
+    @hookimpl
+    def stage_settings(self, stage: str) -> Any:
+        return StageSettings if stage in ("prompt", "format") else None
+
+    @hookimpl
+    async def prompt(self, record: Record) -> AsyncIterator[GenerationRequest]:
+        for angle in ("short", "long"):
+            await asyncio.sleep(0)
+            yield ask(f"{angle} text about {record.data['topic']}")
+
+    @hookimpl
+    async def format(self, sample: Sample, context: RunContext) -> list[TrainingExample]:
+        title = await context.complete(ask(f"title for: {sample.text[:40]}"), step="title")
+        return [TrainingExample.completion(prompt=str(title.text), completion=sample.text)]
+
+
+def test_async_generator_prompts_and_async_formats(
+    chain_cli: Any, fake_openai: FakeOpenAI, workdir: Path
+) -> None:
+    chain_cli.host.register(StreamingTask(), "streaming")
+    preset = write_preset(workdir, count=3)
+    text = preset.read_text().replace('[prompt]\nplugin = "chain"', '[prompt]\nplugin = "streaming"')
+    text = text.replace('[format]\nplugin = "chain"', '[format]\nplugin = "streaming"')
+    preset.write_text(text)
+    result = chain_cli("run", "--preset", str(preset), "--yes")
+    assert result.exit_code == EXIT_OK, result.output
+    # 3 records x 2 prompt requests, each: critique, revise, title
+    assert fake_openai.chat_count == 24
+    lines = read_dataset(workdir / OUT)
+    assert len(lines) == 6 and all(set(line) == {"prompt", "completion"} for line in lines)
+    topics = ["topic 0", "topic 1", "topic 2 drop"]
+    writes = [b["messages"][-1]["content"] for b in fake_openai.chat_requests if "text about" in str(b)]
+    assert sorted(writes) == sorted(f"{a} text about {t}" for t in topics for a in ("short", "long"))
+    steps = report(workdir)["steps"]
+    assert steps["title"]["generated"] == 6 and steps["prompt"]["generated"] == 6
+    again = chain_cli("run", "--preset", str(preset), "--yes")
+    assert again.exit_code == EXIT_OK and fake_openai.chat_count == 24
+    assert read_dataset(workdir / OUT) == lines
