@@ -194,3 +194,32 @@ def test_estimate_counts_the_judge_calls(cli, workdir: Path, monkeypatch) -> Non
             ).output
         )
     assert again["to_send"]["requests"] == 0 and again["answered"]["requests"] == 24
+
+
+def test_reask_asks_again_with_the_judges_reason_and_the_report_counts_recoveries(
+    cli, workdir: Path, monkeypatch
+) -> None:
+    def with_reask(body: dict[str, Any]) -> Reply:
+        last = body["messages"][-1]["content"]
+        if not is_judge(body) and "That answer was rejected" in last and "the plot stays generic" in last:
+            # the judge's reason reached the follow-up: this answer does better
+            return Reply(text="REASKED " + default_text(body, 1500))
+        if is_judge(body) and "THE ANSWER:\nREASKED " in body["messages"][1]["content"]:
+            return Reply(text=json.dumps({"score": 9, "reason": "better"}))
+        return scripted(body)
+
+    with FakeOpenAI(with_reask) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        result = cli(*RUN, "--set", "reask.attempts=1")
+        assert result.exit_code == 0, result.output
+        sent = server.chat_count
+        assert cli(*RUN, "--set", "reask.attempts=1").exit_code == 0
+        assert server.chat_count == sent  # re-asks and their judgements come from the store too
+    report = json.loads((workdir / OUT / "report.json").read_text())
+    # the two romance outlines are recovered; the unreadable horror judgements stay dropped
+    assert report["recovered"] == 2 and report["kept"] == 10
+    assert report["steps"]["reask-1"]["requests"] == 4 and report["failed_records"] == 0
+    lines = read_jsonl(workdir / OUT / "train.jsonl") + (
+        read_jsonl(workdir / OUT / "valid.jsonl") if (workdir / OUT / "valid.jsonl").exists() else []
+    )
+    assert sum(line["messages"][-1]["content"].startswith("REASKED ") for line in lines) >= 2
