@@ -148,3 +148,46 @@ def test_the_trl_reader_takes_both_preference_shapes_and_names_a_bad_line(workdi
     path.write_text(json.dumps({**openai_line, "preferred_output": "a"}) + "\n")
     with pytest.raises(ConfigError, match="line 1: preference chosen must be a non-empty list"):
         read_rows(path)
+
+
+def test_with_task_the_input_is_the_tasks_own_conversation(
+    cli, workdir: Path, monkeypatch, line_validators
+) -> None:
+    preset = workdir / "prefs.toml"
+    preset.write_text(
+        PRESET.replace('plugin = "preference"', 'plugin = "preference"\ntask = "plot-generator"')
+    )
+    with FakeOpenAI(scripted) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        result = cli("run", "--preset", str(preset), "--limit", "6", "--yes")
+        assert result.exit_code == 0, result.output
+    lines = read_jsonl(workdir / OUT / "train.jsonl")
+    assert len(lines) == 5
+    for line in lines:
+        assert not list(line_validators["preference"].iter_errors(line))
+        system, user = line["input"]["messages"]
+        assert system["content"] == "You write complete, detailed plot outlines for films."
+        assert (
+            user["content"].startswith("Genre: ") and "\nPeriod: " in user["content"]
+        )  # the task's user turn
+        assert line["preferred_output"][0]["content"].startswith("[seed=2] ")
+
+
+def test_bad_task_settings_are_refused_before_the_run(cli, workdir: Path) -> None:
+    preset = workdir / "prefs.toml"
+    bad = PRESET.replace(
+        'plugin = "preference"',
+        'plugin = "preference"\ntask = "plot-generator"\ntask_settings = {styl = "chat"}',
+    )
+    preset.write_text(bad)
+    result = cli("run", "--preset", str(preset), "--limit", "2", "--yes")
+    assert (
+        result.exit_code == 2
+        and "task_settings.styl: Extra inputs" in result.output
+        and len(result.output.strip().splitlines()) == 1
+    )
+    preset.write_text(
+        PRESET.replace('plugin = "preference"', 'plugin = "preference"\ntask = "no-such-plugin"')
+    )
+    result = cli("run", "--preset", str(preset), "--limit", "2", "--yes")
+    assert result.exit_code == 2 and "no-such-plugin" in result.output
