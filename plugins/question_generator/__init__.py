@@ -6,9 +6,8 @@ with the original project's sampling (temperature 0.9, top_p 0.95, 200 tokens, p
 stop at a blank line). Filter: only lines ending with ``?`` (bullets and numbers stripped,
 duplicates removed), at least ``min_questions`` of them. Format: passage in, questions out.
 
-Re-asking short samples: a filter cannot ask for a new generation in the hook contract, so the
-honest form offered is ``samples_per_passage``: N answers per passage up front, each filtered on
-its own.
+Short samples: ``[reask] attempts`` asks again for a dropped sample with the drop reason, and
+``samples_per_passage`` asks for N answers per passage up front, each filtered on its own.
 """
 
 from __future__ import annotations
