@@ -25,6 +25,7 @@ from synthtune.core.pipeline import Pipeline
 from synthtune.core.plugins import PluginHost
 from synthtune.core.presets import ResolvedPreset
 from synthtune.core.pricing import price_table
+from synthtune.core.schema_filler import filler_json, schema_of
 from synthtune.core.spend import estimate_request
 from synthtune.core.store import RunStore
 
@@ -99,10 +100,17 @@ class _StandIn(Pipeline):
             if cached is not None:
                 yield cached
                 continue
+            schema = schema_of(request.params.response_format)
+            # Different for every request, so later steps built on it stay different too; JSON
+            # matching the schema when the step asks for structured output (so it parses).
+            filler = (
+                filler_json(schema, request.key[:8], guess.output_tokens)
+                if schema is not None
+                else request.key[:8] + FILLER_WORD * max(0, guess.output_tokens - 4)
+            )
             yield GenerationOutcome(
                 key=request.key,
-                # Different for every request, so later steps built on it stay different too.
-                text=request.key[:8] + FILLER_WORD * max(0, guess.output_tokens - 4),
+                text=filler,
                 finish_reason="stop",
                 model=request.model,
                 usage=Usage(prompt_tokens=guess.input_tokens, completion_tokens=guess.output_tokens),

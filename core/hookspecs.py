@@ -251,3 +251,18 @@ def framing(settings: BaseModel) -> Framing | None:
     style: appended after a blank line), ``end_marker`` (completion style: the stop sequence) and
     ``stop`` (a list of stop sequences), each used when the settings have it.
     """
+
+
+@hookspec
+def rubric(settings: BaseModel) -> str | None:
+    """Say what a good sample of this task is, for an LLM judge.
+
+    Optional. Called while a preset is resolved, when one of its filters has a ``rubric``
+    setting the preset leaves unset (the bundled ``judge`` and ``best-of-n`` filters): on the
+    preset's format plugin with its validated ``[format]`` settings and, when that plugin has no
+    rubric, on its prompt plugin with its ``[prompt]`` settings. The text becomes that filter's
+    ``rubric`` setting (so it is part of the judge's requests and of the run's recorded preset).
+
+    Return a few sentences a judge model can grade one answer against (what the answer must do,
+    what makes it poor), or ``None`` to leave the judge's generic rubric.
+    """

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ValidationError
 from synthtune.core.errors import ConfigError
 from synthtune.core.plugins import PluginHost
 from synthtune.core.preset_extends import ParentLookup, PresetSource, inherit, parse
+from synthtune.core.rubric import fill_rubrics
 from synthtune.core.settings import EvalSettings, GenerateSettings, OutputSettings, ReaskSettings
 from synthtune.core.train_alternatives import choose_train_table, overridden_train_keys
 from synthtune.core.trust import Endpoint, check_name, check_preset
@@ -464,6 +465,7 @@ def resolve(
     ]
     stages += [("filter", i, f.plugin, f.settings) for i, f in enumerate(preset.filters)]
     preset.untrusted_endpoints = check_preset(origin, file_data, override_paths, stages)
+    fill_rubrics(host, preset)  # after the trust check: the task's text is not the preset's
     return preset
 
 

@@ -83,6 +83,7 @@ class SampleView:
     output_chars: int | None
     output_tokens: int | None
     score: float | None = None  # the last score a filter gave it (a judge's), if any
+    score_reason: str | None = None  # why, when that filter kept the sample and said (a judge's reason)
 
 
 _ORDER_SQL = {
@@ -129,7 +130,9 @@ class RunReview:
             f" {SAMPLE_TEXT}, g.request_json,"
             " m.input_chars, m.input_tokens, m.output_chars, m.output_tokens,"
             " (SELECT sv.score FROM verdicts sv WHERE sv.run_id = s.run_id AND sv.seq = s.seq"
-            " AND sv.score IS NOT NULL ORDER BY sv.position DESC LIMIT 1)"
+            " AND sv.score IS NOT NULL ORDER BY sv.position DESC LIMIT 1),"
+            " (SELECT sv.reason FROM verdicts sv WHERE sv.run_id = s.run_id AND sv.seq = s.seq"
+            " AND sv.score IS NOT NULL AND sv.kept = 1 ORDER BY sv.position DESC LIMIT 1)"
             " FROM samples s"
             " LEFT JOIN records r ON r.run_id = s.run_id AND r.record_id = s.record_id"
             f"{SAMPLE_GENERATION}"
@@ -140,11 +143,11 @@ class RunReview:
         ).fetchone()
         if row is None:
             raise ConfigError(f"run {self.run.run_id} has no sample {seq}")
-        seq, record_id, category, kept, flt, reason, text, body, ic, it, oc, ot, score = row
+        seq, record_id, category, kept, flt, reason, text, body, ic, it, oc, ot, score, why = row
         status = "kept" if kept else ("rejected" if flt == REVIEW_FILTER else "dropped")
         messages = json.loads(body).get("messages", []) if body else []
         return SampleView(
-            seq, record_id, category, status, flt, reason, text, messages, ic, it, oc, ot, score
+            seq, record_id, category, status, flt, reason, text, messages, ic, it, oc, ot, score, why
         )
 
     # -- decisions ---------------------------------------------------------------------------

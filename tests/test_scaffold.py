@@ -112,3 +112,56 @@ def test_a_generated_plugin_passes_its_tests_and_its_preset_runs(
     for line in lines:
         assert list(line_validators["chat"].iter_errors(line)) == []
         assert line["messages"][1]["role"] == "user" and line["messages"][2]["role"] == "assistant"
+
+
+def test_multi_step_templates_fill_every_placeholder_and_parse() -> None:
+    rendered = template_files(PluginNames.from_name("q"), multi_step=True)
+    assert set(rendered) == set(template_files(PluginNames.from_name("q")))  # same files, other contents
+    assert all("{{" not in text and "}}" not in text.replace("}}]", "") for text in rendered.values())
+    module = rendered["synthtune_q/__init__.py"]
+    assert "async def format(" in module and 'step="critique"' in module and 'step="revise"' in module
+    for path, text in rendered.items():
+        if path.endswith(".py"):
+            ast.parse(text, path)
+
+
+@pytest.fixture
+def multi_installed(tmp_path: Path) -> Iterator[Path]:
+    """`tune plugin new multi --multi-step`, `pip install -e` into this venv; uninstalled after."""
+    pip = [str(VENV_BIN / "python"), "-m", "pip"]
+    subprocess.run([*pip, "uninstall", "-y", "-q", "synthtune-multi"], capture_output=True)
+    created = tune("plugin", "new", "multi", "--multi-step", "--dir", str(tmp_path))
+    assert created.returncode == 0, created.stderr
+    folder = tmp_path / "multi"
+    install = [*pip, "install", "-q", "--no-deps", "--no-build-isolation", "-e", str(folder)]
+    installed = subprocess.run(install, capture_output=True, text=True, timeout=300)
+    assert installed.returncode == 0, installed.stderr
+    try:
+        yield folder
+    finally:
+        subprocess.run([*pip, "uninstall", "-y", "-q", "synthtune-multi"], capture_output=True)
+
+
+def test_a_generated_multi_step_plugin_passes_its_tests_offline_and_its_preset_runs(
+    multi_installed: Path, workdir: Path, line_validators
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "SYNTHTUNE_"))}
+    env["SYNTHTUNE_PRESETS_DIR"] = str(workdir / "user-presets")
+    env["SYNTHTUNE_DISABLE_PLUGINS"] = "broken-example"
+    tests = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(multi_installed)],
+        capture_output=True, text=True, env=env, cwd=workdir, timeout=300,
+    )  # fmt: skip
+    assert tests.returncode == 0, tests.stdout[-3000:]
+    assert "9 passed" in tests.stdout
+    with FakeOpenAI() as server:
+        env["OPENAI_BASE_URL"] = server.base_url
+        run = tune("run", "--preset", "multi", "--yes", env=env, cwd=workdir)
+        assert run.returncode == 0, run.stderr
+        assert server.chat_count == 8 * 3  # the preset's 8 words, three steps each
+        rerun = tune("run", "--preset", "multi", "--yes", env=env, cwd=workdir)
+        assert rerun.returncode == 0, rerun.stderr
+        assert server.chat_count == 24
+    lines = read_jsonl(workdir / "runs" / "multi" / "train.jsonl")
+    assert len(lines) == 8
+    assert all(list(line_validators["chat"].iter_errors(line)) == [] for line in lines)

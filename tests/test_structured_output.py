@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import pytest
@@ -155,3 +156,29 @@ def test_a_refused_format_that_is_not_a_schema_fails_that_request_only() -> None
     made = request({"type": "json_object"})
     outcome = asyncio.run(respond(made))
     assert outcome.error == "HTTP 400: response_format json_object is not supported" and outcome.attempts == 1
+
+
+def test_requests_queued_behind_the_probe_go_together_once_a_mode_is_confirmed() -> None:
+    """The first structured request probes the mode alone; the ones that queued meanwhile are
+    sent concurrently as soon as it worked (they used to follow one by one, a judge's whole run)."""
+    book = ModeBook(("json_schema", "prompt"), context(), "m")  # type: ignore[arg-type]
+    inside = 0
+    most = 0
+
+    async def send(worked: bool) -> None:
+        nonlocal inside, most
+        async with book.trying():
+            inside += 1
+            most = max(most, inside)
+            await asyncio.sleep(0.05)
+            inside -= 1
+            if worked:
+                book.worked(book.mode)
+
+    async def main() -> None:
+        await asyncio.gather(send(True), *(send(False) for _ in range(8)))
+
+    started = time.perf_counter()
+    asyncio.run(main())
+    assert most == 8  # the probe alone, then the eight others at once
+    assert time.perf_counter() - started < 0.3  # not 9 x 0.05 s

@@ -320,7 +320,8 @@ def test_dataset_problems_are_config_errors(host: PluginHost, workdir: Path) -> 
     preference.write_text(
         json.dumps({"input": {"messages": []}, "preferred_output": [], "non_preferred_output": []}) + "\n"
     )
-    with pytest.raises(ConfigError, match="line 1: preference data needs DPO"):
+    # Preference lines are trained with DPO; an empty pair is refused before anything loads.
+    with pytest.raises(ConfigError, match="line 1: preference prompt must be a non-empty list of messages"):
         run_train_hook(host, store, preference, {"model": "unused"})
     broken = workdir / "broken.jsonl"
     broken.write_text('{"messages": [{"role": "assistant", "content": "ok"}]}\n{"messages": \n')
@@ -399,3 +400,58 @@ except ConfigError as error:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.startswith("the trl trainer needs `pip install -e '.[local]'`"), done.stdout
+
+
+def test_dpo_on_preference_lines_made_by_best_of_n(
+    cli: Any, host: PluginHost, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from test_preference import OUT as PREFS_OUT
+    from test_preference import PRESET as PREFS_PRESET
+    from test_preference import scripted as prefs_scripted
+
+    preset = workdir / "prefs.toml"
+    preset.write_text(PREFS_PRESET)
+    with FakeOpenAI(prefs_scripted) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        result = cli("run", "--preset", str(preset), "--limit", "12", "--yes")
+        assert result.exit_code == 0, result.output
+    dataset = workdir / PREFS_OUT / "train.jsonl"
+    lines = read_jsonl(dataset)
+    assert len(lines) == 10 and "preferred_output" in lines[0]
+    texts = workdir / "texts.jsonl"  # every message, for the tiny model's word-level tokenizer
+    texts.write_text(
+        "".join(
+            json.dumps(
+                {"messages": [*ln["input"]["messages"], *ln["preferred_output"], *ln["non_preferred_output"]]}
+            )
+            + "\n"
+            for ln in lines
+        )
+    )
+    base_dir = tiny_model(texts, workdir / "tiny-llama")
+    out = workdir / "dpo"
+    store = RunStore(workdir / "synthtune.db")
+    values = {"model": str(base_dir), "output_dir": str(out), **FAST, "max_steps": 6, "beta": 0.1}
+    job = run_train_hook(host, store, dataset, values)
+    store.close()
+    assert job.status == "succeeded", job.error
+    extra = job.model_dump()
+    assert extra["kind"] == "preference" and extra["steps"] == 6 and extra["examples"] == 10
+    assert (out / "adapter_config.json").is_file() and (out / "adapter_model.safetensors").is_file()
+    history = [point["loss"] for point in extra["loss_history"]]
+    assert len(history) == 6
+    # DPO's loss starts at ln 2 (policy = reference) and falls as the chosen answers win.
+    assert abs(history[0] - 0.6931) < 0.01 and history[-1] < history[0], history
+
+
+def test_preference_data_without_dpo_in_trl_is_a_one_line_error(workdir: Path) -> None:
+    from types import SimpleNamespace
+
+    from synthtune.plugins.trl.settings import TrlTrainSettings
+    from synthtune.plugins.trl.trainer import _dpo_config
+
+    no_dpo = SimpleNamespace(trl=SimpleNamespace(__version__="0.1"), torch=torch)
+    with pytest.raises(
+        ConfigError, match=r"^trl: preference data needs TRL's DPOTrainer, which trl 0.1 does not"
+    ):
+        _dpo_config(TrlTrainSettings(model="m"), workdir, 1, False, no_dpo)

@@ -15,13 +15,19 @@ def register(app: typer.Typer, host: PluginHost) -> None:
     def new(
         name: str = typer.Argument(..., help="Plugin name: lowercase, digits, hyphens (word-explainer)."),
         directory: Path = typer.Option(Path("."), "--dir", help="Create the package folder in DIR."),
+        multi_step: bool = typer.Option(
+            False,
+            "--multi-step",
+            help="A multi-step task: its async format hook asks for a critique, then a revision.",
+        ),
     ) -> None:
         """Create NAME/: a plugin package with source, prompt, filter and format hooks, typed
-        settings, a preset named NAME, a README and passing tests."""
+        settings, a preset named NAME, a README and passing tests. With --multi-step the format
+        hook asks the engine for two more steps (critique, then revise) with context.complete()."""
         from synthtune.core.scaffold import PluginNames, create_plugin
 
         taken = [*host.names(), *host.skipped]
-        target = create_plugin(name, directory, taken)
+        target = create_plugin(name, directory, taken, multi_step)
         names = PluginNames.from_name(name)
         # pip reads a bare name as a package to download: give it a path ("./word-explainer").
         where = str(target) if target.is_absolute() or str(target).startswith(".") else f"./{target}"

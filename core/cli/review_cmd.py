@@ -52,7 +52,8 @@ def open_store(option: Path | None) -> RunStore:
 def _status_line(view: SampleView) -> str:
     score = f"  (score {view.score:g})" if view.score is not None else ""
     if view.status == "kept":
-        return f"kept{score}"
+        why = f"  (score {view.score:g}: {view.score_reason})" if view.score_reason else score
+        return f"kept{why}"
     if view.status == "rejected":
         return f"REJECTED in review (u restores it){score}"
     return f"dropped by {view.filter}: {view.reason}{score}"

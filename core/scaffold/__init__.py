@@ -88,19 +88,24 @@ def _walk(folder: Traversable, prefix: tuple[str, ...] = ()) -> Iterator[tuple[t
             yield (*prefix, item.name[: -len(TEMPLATE_SUFFIX)]), item
 
 
-def template_files(names: PluginNames) -> dict[str, str]:
-    """The new package's files: relative POSIX path -> rendered text."""
+def template_files(names: PluginNames, multi_step: bool = False) -> dict[str, str]:
+    """The new package's files: relative POSIX path -> rendered text. ``multi_step`` lays the
+    files of ``multistep/`` over the template's (a task whose async format hook asks for a
+    critique and then a revision through ``context.complete``)."""
     rendered = {}
-    for parts, item in _walk(files(__name__).joinpath("template")):
-        path = "/".join(
-            part.replace("__module__", names.module).replace("__plugin__", names.plugin) for part in parts
-        )
-        rendered[path] = render(item.read_text(encoding="utf-8"), names)
+    folders = ["template", "multistep"] if multi_step else ["template"]
+    for folder in folders:
+        for parts, item in _walk(files(__name__).joinpath(folder)):
+            path = "/".join(
+                part.replace("__module__", names.module).replace("__plugin__", names.plugin) for part in parts
+            )
+            rendered[path] = render(item.read_text(encoding="utf-8"), names)
     return rendered
 
 
-def create_plugin(name: str, parent: Path, taken: Iterable[str] = ()) -> Path:
-    """Write a new plugin package into ``parent / name`` and return that folder.
+def create_plugin(name: str, parent: Path, taken: Iterable[str] = (), multi_step: bool = False) -> Path:
+    """Write a new plugin package into ``parent / name`` and return that folder (a multi-step
+    task with ``multi_step``: see :func:`template_files`).
 
     Raises :class:`ConfigError` for an invalid name, a name an installed plugin already uses
     (``taken``), or a folder that already exists; nothing is written in those cases.
@@ -113,7 +118,7 @@ def create_plugin(name: str, parent: Path, taken: Iterable[str] = ()) -> Path:
         raise ConfigError(f"{target} already exists: choose another name or --dir")
     if not parent.is_dir():
         raise ConfigError(f"--dir {parent} is not a folder")
-    rendered = template_files(names)
+    rendered = template_files(names, multi_step)
     for relative, text in rendered.items():
         path = target / relative
         path.parent.mkdir(parents=True, exist_ok=True)

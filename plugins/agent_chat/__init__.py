@@ -93,3 +93,17 @@ def format(sample: Sample, settings: AgentFormatSettings, context: RunContext) -
             f"formatted an invalid {settings.style} example for {sample.record.id}: {problems[0]}"
         )
     return [example]
+
+
+RUBRIC = (
+    "A JSON object with a question a user could ask about the passage (without mentioning "
+    "'the passage'), a search query that would find the passage, and a final answer that is "
+    "correct, complete and grounded in the passage. Score low when the answer is not supported "
+    "by the passage, the question is trivial or vague, or the search query would not find it."
+)
+
+
+@hookimpl
+def rubric(settings: AgentFormatSettings) -> str:
+    """The judge's rubric for this task (the ``judge`` and ``best-of-n`` filters' default)."""
+    return RUBRIC

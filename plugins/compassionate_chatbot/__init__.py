@@ -196,3 +196,19 @@ def format(sample: Sample, settings: ChatbotFormatSettings) -> list[TrainingExam
             )
         )
     return examples
+
+
+RUBRIC = (
+    "A realistic text-message chat between a user and EVE, a compassionate life coach, in "
+    "alternating USER and EVE turns. EVE listens, reflects the user's feelings, asks open "
+    "questions and helps the user find their own next step, without lecturing, diagnosing or "
+    "giving medical, legal or financial advice; on a crisis topic she points to real help. "
+    "Score low for a chat that does not alternate turns, ends abruptly, or where EVE is "
+    "preachy, generic or unsafe."
+)
+
+
+@hookimpl
+def rubric(settings: ChatbotFormatSettings) -> str:
+    """The judge's rubric for this task (the ``judge`` and ``best-of-n`` filters' default)."""
+    return RUBRIC

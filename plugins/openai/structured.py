@@ -179,12 +179,20 @@ class ModeBook:
 
     @asynccontextmanager
     async def trying(self) -> AsyncIterator[None]:
-        """Hold while sending: exclusive until a mode is confirmed."""
+        """Hold while sending: exclusive until a mode is confirmed. Requests that queued while a
+        probe was out go at once (concurrently) when it confirmed a mode, not one by one."""
         if self.confirmed:
             yield
             return
-        async with self._probe:
+        await self._probe.acquire()
+        if self.confirmed:  # confirmed while this request waited: no need to hold the others
+            self._probe.release()
             yield
+            return
+        try:
+            yield
+        finally:
+            self._probe.release()
 
     def refused(self, mode: Mode, why: FormatRefused) -> None:
         """The server refused ``mode``: move on to the next one (once per mode)."""

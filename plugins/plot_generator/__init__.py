@@ -253,3 +253,18 @@ def framing(settings: PlotFormatSettings) -> Framing:
             style="completion", prompt_suffix=f"\n\n{settings.demarcator}", stop=[settings.end_marker]
         )
     return Framing(style="chat", system_prompt=settings.system_prompt)
+
+
+RUBRIC = (
+    "A complete film plot outline for the genre, tone, place and period asked for: it covers "
+    "the setting, the main characters and what they want, the inciting incident, the rising "
+    "conflict, the climax and the resolution, as flowing prose without headings, lists or a "
+    "title line. Score low for outlines that stop early, stay vague or generic, ignore the "
+    "asked genre, tone, place or period, or contradict themselves."
+)
+
+
+@hookimpl
+def rubric(settings: PlotFormatSettings) -> str:
+    """The judge's rubric for this task (the ``judge`` and ``best-of-n`` filters' default)."""
+    return RUBRIC

@@ -6,9 +6,8 @@ with the original project's sampling (temperature 0.9, top_p 0.95, 200 tokens, p
 stop at a blank line). Filter: only lines ending with ``?`` (bullets and numbers stripped,
 duplicates removed), at least ``min_questions`` of them. Format: passage in, questions out.
 
-Re-asking short samples: a filter cannot ask for a new generation in the hook contract, so the
-honest form offered is ``samples_per_passage``: N answers per passage up front, each filtered on
-its own.
+Short samples: ``[reask] attempts`` asks again for a dropped sample with the drop reason, and
+``samples_per_passage`` asks for N answers per passage up front, each filtered on its own.
 """
 
 from __future__ import annotations
@@ -77,3 +76,18 @@ def format(sample: Sample, settings: QuestionFormatSettings, context: RunContext
             ]
         )
     ]
+
+
+RUBRIC = (
+    "A list of the most important and salient questions an observer would ask about the "
+    "passage, one per line, each ending with a question mark. The questions are specific to "
+    "this passage, cover its main points rather than trivia, do not repeat each other and are "
+    "not statements. Score low for generic questions that would fit any text, duplicates, or "
+    "lines that are not questions."
+)
+
+
+@hookimpl
+def rubric(settings: QuestionFormatSettings) -> str:
+    """The judge's rubric for this task (the ``judge`` and ``best-of-n`` filters' default)."""
+    return RUBRIC

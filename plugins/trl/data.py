@@ -2,8 +2,10 @@
 
 Chat lines (``{"messages": [...]}``, optionally ``tools``) are TRL's *conversational* format and
 pass through unchanged; prompt/completion lines are its *prompt-completion* format (loss on the
-completion only). Preference lines are for DPO, which this trainer does not do. Plain Python, no
-heavy imports: the file is checked before torch is loaded.
+completion only). Preference lines (OpenAI's ``input``/``preferred_output``/
+``non_preferred_output``, or TRL's own ``prompt``/``chosen``/``rejected``) become TRL's
+conversational *preference* rows, for DPO. Plain Python, no heavy imports: the file is checked
+before torch is loaded.
 """
 
 from __future__ import annotations
@@ -15,16 +17,16 @@ from typing import Any, Literal
 from synthtune.core.errors import ConfigError
 from synthtune.core.jsonl import iter_objects
 
-Kind = Literal["chat", "completion"]
+Kind = Literal["chat", "completion", "preference"]
 
 
 def _kind_of(line: dict[str, Any]) -> str:
+    if "preferred_output" in line or "chosen" in line:
+        return "preference"
     if "messages" in line:
         return "chat"
     if "prompt" in line and "completion" in line:
         return "completion"
-    if "preferred_output" in line or "chosen" in line:
-        return "preference"
     return "unknown"
 
 
@@ -36,14 +38,10 @@ def read_rows(path: Path) -> tuple[Kind, list[dict[str, Any]]]:
     kind: str | None = None
     for number, line in iter_objects(path):
         line_kind = _kind_of(line)
-        if line_kind == "preference":
-            raise ConfigError(
-                f"dataset {path} line {number}: preference data needs DPO; the trl trainer does "
-                "supervised fine-tuning on chat or prompt/completion lines"
-            )
         if line_kind == "unknown":
             raise ConfigError(
-                f"dataset {path} line {number}: expected 'messages' or 'prompt' and 'completion'"
+                f"dataset {path} line {number}: expected 'messages', 'prompt' and 'completion', or a "
+                "preference pair"
             )
         if kind is None:
             kind = line_kind
@@ -55,7 +53,24 @@ def read_rows(path: Path) -> tuple[Kind, list[dict[str, Any]]]:
     return kind, rows  # type: ignore[return-value]
 
 
+def _preference_row(line: dict[str, Any], path: Path, number: int) -> dict[str, Any]:
+    """TRL's conversational preference row (prompt messages, chosen and rejected replies)."""
+    if "input" in line:
+        prompt = line["input"].get("messages") if isinstance(line["input"], dict) else None
+        chosen, rejected = line.get("preferred_output"), line.get("non_preferred_output")
+    else:
+        prompt, chosen, rejected = line.get("prompt"), line.get("chosen"), line.get("rejected")
+    for name, value in (("prompt", prompt), ("chosen", chosen), ("rejected", rejected)):
+        if not isinstance(value, list) or not value or not all(isinstance(m, dict) for m in value):
+            raise ConfigError(
+                f"dataset {path} line {number}: preference {name} must be a non-empty list of messages"
+            )
+    return {"prompt": prompt, "chosen": chosen, "rejected": rejected}
+
+
 def _row(line: dict[str, Any], kind: str, path: Path, number: int) -> dict[str, Any]:
+    if kind == "preference":
+        return _preference_row(line, path, number)
     if kind == "completion":
         if not isinstance(line["prompt"], str) or not isinstance(line["completion"], str):
             raise ConfigError(f"dataset {path} line {number}: prompt and completion must be strings")

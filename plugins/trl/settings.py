@@ -65,6 +65,9 @@ class TrlTrainSettings(StageSettings):
         default=False, description="loss on assistant turns only (chat data; TRL patches the template)"
     )
     packing: bool = False
+    beta: float | None = Field(
+        default=None, gt=0, description="DPO on preference data: how far from the base model (default 0.1)"
+    )
     chat_template_path: str | None = Field(
         default=None,
         description="a tokenizer (folder or name) or .jinja file whose chat template to use, "

@@ -76,8 +76,9 @@ def fingerprint(
     settings: TrlTrainSettings, train: Path, valid: Path | None, output_dir: Path, seed: int
 ) -> str:
     """A digest of everything that decides the trained weights: settings, seed and data bytes."""
+    unset = {"beta"} if settings.beta is None else set()  # digests from before DPO stay the same
     identity = {
-        "settings": settings.model_dump(mode="json", exclude={"output_dir"}),
+        "settings": settings.model_dump(mode="json", exclude={"output_dir", *unset}),
         "output_dir": str(output_dir.resolve()),
         "seed": seed,
         "train": file_digest(train),
@@ -105,11 +106,12 @@ def _load_tokenizer(settings: TrlTrainSettings, model: str, libs: SimpleNamespac
         raise ConfigError(f"trl: cannot load the tokenizer of model {settings.model!r}: {first}") from None
 
 
-def _sft_config(
+def _run_args(
     settings: TrlTrainSettings, output_dir: Path, seed: int, has_valid: bool, libs: SimpleNamespace
-) -> Any:
+) -> dict[str, Any]:
+    """The settings SFT and DPO runs share (the trainers' config classes both take them)."""
     precision = resolve_precision(settings.precision, libs.torch)
-    return libs.trl.SFTConfig(
+    return dict(
         output_dir=str(output_dir),
         num_train_epochs=settings.epochs,
         max_steps=settings.max_steps or -1,
@@ -132,14 +134,40 @@ def _sft_config(
         bf16=precision == "bf16",
         fp16=precision == "fp16",
         gradient_checkpointing=settings.gradient_checkpointing,
-        assistant_only_loss=settings.assistant_only_loss,
-        packing=settings.packing,
-        chat_template_path=settings.chat_template_path,
-        trust_remote_code=settings.trust_remote_code,
         model_init_kwargs={"dtype": settings.dtype},
         report_to="none",
         dataloader_pin_memory=libs.torch.cuda.is_available(),
     )
+
+
+def _sft_config(
+    settings: TrlTrainSettings, output_dir: Path, seed: int, has_valid: bool, libs: SimpleNamespace
+) -> Any:
+    return libs.trl.SFTConfig(
+        **_run_args(settings, output_dir, seed, has_valid, libs),
+        assistant_only_loss=settings.assistant_only_loss,
+        packing=settings.packing,
+        chat_template_path=settings.chat_template_path,
+        trust_remote_code=settings.trust_remote_code,
+    )
+
+
+DEFAULT_BETA = 0.1
+
+
+def _dpo_config(
+    settings: TrlTrainSettings, output_dir: Path, seed: int, has_valid: bool, libs: SimpleNamespace
+) -> Any:
+    """The same run settings as for SFT, as a ``DPOConfig`` with ``beta`` (default 0.1)."""
+    config_class = getattr(libs.trl, "DPOConfig", None)
+    if config_class is None or getattr(libs.trl, "DPOTrainer", None) is None:
+        version = getattr(libs.trl, "__version__", "?")
+        raise ConfigError(
+            f"trl: preference data needs TRL's DPOTrainer, which trl {version} does not have; "
+            "pip install -U 'trl>=1.0'"
+        )
+    beta = settings.beta if settings.beta is not None else DEFAULT_BETA
+    return config_class(**_run_args(settings, output_dir, seed, has_valid, libs), beta=beta)
 
 
 def _lora_config(settings: TrlTrainSettings, libs: SimpleNamespace) -> Any:
@@ -181,7 +209,8 @@ def train_sft(
     seed: int,
     on_start: Callable[[], None] | None = None,
 ) -> SftResult:
-    """Fine-tune ``settings.model`` on ``train`` (chat or prompt/completion JSONL), LoRA unless
+    """Fine-tune ``settings.model`` on ``train`` (chat or prompt/completion JSONL: SFT; preference
+    JSONL: DPO), LoRA unless
     ``use_lora`` is false; save the adapter (or model) and tokenizer into ``output_dir``.
 
     An interrupted run with the same settings and data resumes from its last checkpoint. Works
@@ -191,6 +220,7 @@ def train_sft(
     a ConfigError). Returns the losses, steps and token count of the run.
     """
     kind, rows = read_rows(train)
+    preference = kind == "preference"
     valid_rows: list[dict[str, Any]] | None = None
     if valid is not None:
         valid_kind, valid_rows = read_rows(valid)
@@ -199,7 +229,7 @@ def train_sft(
     libs = import_libraries()
     model = converted(settings.model, output_dir, libs) if is_gguf(settings.model) else settings.model
     tokenizer = _load_tokenizer(settings, model, libs)
-    if kind == "chat" and not tokenizer.chat_template and settings.chat_template_path is None:
+    if kind in ("chat", "preference") and not tokenizer.chat_template and settings.chat_template_path is None:
         raise ConfigError(
             f"trl: model {settings.model!r} has no chat template for chat data; set chat_template_path "
             "(a tokenizer or .jinja file with one) or use prompt/completion data"
@@ -208,9 +238,12 @@ def train_sft(
     checkpoint = _resumable_checkpoint(output_dir, digest, libs)
 
     started = time.monotonic()
-    trainer = libs.trl.SFTTrainer(
+    make_config = _dpo_config if preference else _sft_config
+    args = make_config(settings, output_dir, seed, valid is not None, libs)
+    trainer_class = libs.trl.DPOTrainer if preference else libs.trl.SFTTrainer
+    trainer = trainer_class(
         model=model,
-        args=_sft_config(settings, output_dir, seed, valid is not None, libs),
+        args=args,
         train_dataset=libs.datasets.Dataset.from_list(rows),
         eval_dataset=libs.datasets.Dataset.from_list(valid_rows) if valid_rows else None,
         processing_class=tokenizer,

@@ -76,3 +76,18 @@ def format(sample: Sample, settings: CoachFormatSettings, context: RunContext) -
     if settings.style == "completion":
         return [completion_example(sample, settings)]
     return [chat_example(sample, settings)]
+
+
+RUBRIC = (
+    "Feedback from a professional editor on the story, as a compliment sandwich: specific "
+    "praise of what works, then concrete, actionable criticism of the story's real weaknesses, "
+    "then encouragement. It refers to details of this story (not advice that fits any story), "
+    "is kind but honest, and does not rewrite or continue the story, quote long passages or "
+    "talk about its own method. Score low for generic, flattering or vague feedback."
+)
+
+
+@hookimpl
+def rubric(settings: CoachFormatSettings) -> str:
+    """The judge's rubric for this task (the ``judge`` and ``best-of-n`` filters' default)."""
+    return RUBRIC
