@@ -15,6 +15,7 @@ import re
 
 from synthtune.core.models import ChatMessage, GenerationRequest, SamplingParams
 from synthtune.core.presets import ResolvedPreset
+from synthtune.core.plugins import PluginHost
 
 JUDGE_SYSTEM = (
     "You are a careful, impartial judge of answers to a task. You never favour an answer for its "
@@ -27,11 +28,18 @@ JUDGE_PARAMS = SamplingParams(temperature=0.0, max_tokens=400)
 Z95 = 1.959963984540054
 
 
-def rubric(preset: ResolvedPreset) -> str:
-    """The rubric answers are judged by: the preset's ``[eval] rubric``, else one made from its
-    description."""
+def rubric(preset: ResolvedPreset, host: PluginHost | None = None) -> str:
+    """The rubric answers are judged by: the preset's ``[eval] rubric``, else the task's own (the
+    ``rubric`` hook of its format or prompt plugin, the one the ``judge`` filter uses), else one
+    made from its description."""
     if preset.eval is not None and preset.eval.rubric:
         return preset.eval.rubric
+    if host is not None:
+        from synthtune.core.rubric import task_rubric
+
+        own = task_rubric(host, preset)
+        if own:
+            return own
     task = preset.description.strip() or preset.name
     return (
         f"The task: {task}. A good answer does exactly what the prompt asks, is complete and "

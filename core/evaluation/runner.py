@@ -270,7 +270,7 @@ class Evaluation:
             dataset_check=self.dataset_check,
             judge=self.options.judge,
             judge_mode=self.options.judge_mode if self.options.judge else None,
-            rubric=rubric(self.preset) if self.options.judge else None,
+            rubric=rubric(self.preset, self.host) if self.options.judge else None,
             models=[m.result for m in self.models],
             per_prompt=[self._prompt_result(prompt) for prompt in self.prompts],
         )
@@ -362,7 +362,7 @@ class Evaluation:
     # -- the judge ------------------------------------------------------------------------------
 
     def _judge_items(self, estimating: bool) -> dict[str, GenerationRequest]:
-        task = rubric(self.preset)
+        task = rubric(self.preset, self.host)
         mode = self.options.judge_mode
         placeholder = (FILLER_WORD * self.options.output_tokens).strip()
         models = self.loaded
