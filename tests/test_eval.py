@@ -3,7 +3,9 @@ pairwise judge in both orders, outputs, reruns that send nothing, estimates and 
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -371,6 +373,20 @@ class FakeTransformers:
             yield GenerationOutcome(key=request.key, text=text, finish_reason="stop")
 
 
+@contextlib.contextmanager
+def _in_place_of_the_real_plugin(host: Any) -> Iterator[None]:
+    """Unregister the bundled ``transformers`` plugin for the block (it loads real checkpoints:
+    tests/test_transformers_plugin.py covers it), so the stand-in can take its name."""
+    real = host.pm.get_plugin("transformers")
+    if real is not None:
+        host.unregister("transformers")
+    try:
+        yield
+    finally:
+        if real is not None and host.pm.get_plugin("transformers") is None:
+            host.register(real, "transformers")
+
+
 class TransformersSettings(GenerateSettings):
     adapter: str | None = None
 
@@ -383,7 +399,7 @@ def test_a_model_folder_is_answered_by_the_transformers_plugin_with_its_adapter(
     adapter = workdir / "out" / "model"
     adapter.mkdir(parents=True)
     (adapter / "adapter_config.json").write_text('{"base_model_name_or_path": "HuggingFaceTB/SmolLM2-135M"}')
-    with host.registered(backend, "transformers"):
+    with _in_place_of_the_real_plugin(host), host.registered(backend, "transformers"):
         cli = cli_for(host)
         run_dataset(cli)
         args = (

@@ -168,4 +168,6 @@ def test_main_builds_the_command_it_runs_and_help_lists_every_command(
         assert _main(monkeypatch, "--help") == 0
         listed = capsys.readouterr().out
     commands = listed[listed.index("Commands:") :].splitlines()[1:]
-    assert sorted(line.split()[0] for line in commands if line.strip()) == sorted([*CORE_COMMANDS, "hello"])
+    assert sorted(line.split()[0] for line in commands if line.strip()) == sorted(
+        [*CORE_COMMANDS, "hello", "merge-adapter"]
+    )  # the transformers plugin's

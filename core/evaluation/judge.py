@@ -14,8 +14,8 @@ import math
 import re
 
 from synthtune.core.models import ChatMessage, GenerationRequest, SamplingParams
-from synthtune.core.presets import ResolvedPreset
 from synthtune.core.plugins import PluginHost
+from synthtune.core.presets import ResolvedPreset
 
 JUDGE_SYSTEM = (
     "You are a careful, impartial judge of answers to a task. You never favour an answer for its "
