@@ -32,7 +32,7 @@ RUN_WITH_A_RAISING_FILTER = textwrap.dedent(
 
     host = PluginHost()
     host.load_entrypoints()
-    host.register(Judge(), "judge")
+    host.register(Judge(), "lunch-judge")
     build_app(host)(sys.argv[1:], prog_name="tune")
     """
 )
@@ -69,7 +69,7 @@ RUN_ARGS = (
     "12",
     "--yes",
     "--set",
-    'filter=[{plugin="judge"}]',
+    'filter=[{plugin="lunch-judge"}]',
 )
 
 
@@ -78,7 +78,7 @@ def test_a_raising_filter_prints_one_line_and_no_asyncio_traceback(workdir: Path
     assert result.returncode == 1, result.stderr
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: plugin 'judge' failed in stage 'filter' on record '")
+    assert lines[0].startswith("error: plugin 'lunch-judge' failed in stage 'filter' on record '")
     assert lines[0].endswith("': the judge is out to lunch")
 
 
@@ -87,7 +87,7 @@ def test_debug_shows_the_traceback(workdir: Path) -> None:
     assert result.returncode == 1
     assert "Traceback (most recent call last)" in result.stderr
     assert 'raise ValueError("the judge is out to lunch")' in result.stderr  # the plugin's own line
-    assert "PluginError: plugin 'judge' failed in stage 'filter' on record" in result.stderr
+    assert "PluginError: plugin 'lunch-judge' failed in stage 'filter' on record" in result.stderr
 
 
 @pytest.mark.parametrize("switch", ["--debug", "-v", "--traceback"])

@@ -216,7 +216,7 @@ def test_tune_run_generates_with_it_and_a_rerun_takes_every_answer_from_the_stor
     report = json.loads((workdir / "first" / "report.json").read_text())
     assert report["generated"] == 3 and report["failed"] == 0, report
     assert report["endpoint"].startswith("transformers/tiny-llama/") and report["cost_usd"] is None
-    assert report["usage"]["completion_tokens"] == 3 * 16
+    assert 0 < report["usage"]["completion_tokens"] <= 3 * 16  # a random tiny model may stop early
     again = cli(*args, "--out", "again")
     assert again.exit_code == 0, again.output
     rerun = json.loads((workdir / "again" / "report.json").read_text())
