@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import read_jsonl
 from synthtune.core import ChatMessage, GenerationRequest, SamplingParams
 from synthtune.core.testing import FakeOpenAI, Reply, default_text
@@ -85,6 +86,7 @@ def test_min_score_drops_a_sample_whose_best_candidate_is_too_weak(cli, workdir:
     assert {r["score"] for r in rejected} == {6}
 
 
+@pytest.mark.usefixtures("encodings")
 def test_estimate_counts_every_candidate_and_judgement(cli, workdir: Path) -> None:
     result = cli("estimate", "--preset", "plot-generator", "--limit", "4", "--filter", "best-of-n", "--json")
     assert result.exit_code == 0, result.output

@@ -164,6 +164,7 @@ def test_the_judge_model_is_set_apart_from_the_generate_model(cli, workdir: Path
     assert report["dropped"] == {"judge: judge-unparseable": 2}
 
 
+@pytest.mark.usefixtures("encodings")
 def test_max_cost_stops_judge_calls_too(cli, workdir: Path, monkeypatch) -> None:
     with FakeOpenAI(scripted) as server:
         monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
@@ -176,6 +177,7 @@ def test_max_cost_stops_judge_calls_too(cli, workdir: Path, monkeypatch) -> None
         assert len(judge_bodies(server)) < 12
 
 
+@pytest.mark.usefixtures("encodings")
 def test_estimate_counts_the_judge_calls(cli, workdir: Path, monkeypatch) -> None:
     result = cli("estimate", "--preset", "plot-generator", "--limit", "12", "--filter", "judge", "--json")
     assert result.exit_code == 0, result.output

@@ -90,6 +90,7 @@ def test_without_best_of_n_the_format_says_what_is_missing() -> None:
         preference_line(sample({}), PreferenceFormatSettings())
 
 
+@pytest.mark.usefixtures("encodings")
 def test_a_run_writes_preference_lines_that_validate_and_export_for_trl(
     cli, workdir: Path, monkeypatch, line_validators
 ) -> None:

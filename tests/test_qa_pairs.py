@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import read_jsonl
 from synthtune.core.presets import load_preset
 from synthtune.core.testing import FakeOpenAI, Reply
@@ -90,6 +91,7 @@ def test_the_topic_source_takes_the_areas_in_turn() -> None:
 # -- runs ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("encodings")
 def test_qa_pairs_sends_more_requests_than_records_writes_chat_lines_and_a_rerun_sends_nothing(
     cli, workdir: Path, monkeypatch, line_validators
 ) -> None:
@@ -267,6 +269,7 @@ def test_sigkill_mid_chain_then_rerun_answers_no_request_twice(workdir: Path) ->
     assert len(dataset(workdir / "runs/qa-pairs")) == 24
 
 
+@pytest.mark.usefixtures("encodings")
 def test_estimate_counts_every_step(cli, workdir: Path) -> None:
     result = cli("estimate", "--preset", "qa-pairs", "--limit", "6", "--json")
     assert result.exit_code == 0, result.output
