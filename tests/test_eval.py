@@ -464,6 +464,9 @@ def test_model_specs_pick_their_backends(host, workdir: Path) -> None:
     assert gguf.plugin == "local" and gguf.settings.model == "small.gguf"  # type: ignore[attr-defined]
     with pytest.raises(ConfigError, match="no such GGUF file"):
         generate_choice(host, preset, "missing.gguf")
+    # PLUGIN:MODEL wins over the file's suffix: what `tune train` prints for a GGUF base model.
+    via = generate_choice(host, preset, f"transformers:{workdir / 'small.gguf'}")
+    assert via.plugin == "transformers" and via.settings.model == str(workdir / "small.gguf")  # type: ignore[attr-defined]
     specs = parse_specs(["base", "tuned=ft:x:y", "./out/model"])
     assert [(s.label, s.spec) for s in specs] == [
         ("base", "base"),

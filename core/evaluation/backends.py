@@ -73,6 +73,10 @@ def generate_choice(host: PluginHost, preset: ResolvedPreset, spec: str) -> Stag
     when it cannot be loaded."""
     if spec == "base":
         return preset.generate
+    plugin, _, model = spec.partition(":")
+    if model and plugin != preset.generate.plugin and _serves_generate(host, plugin):
+        # PLUGIN:MODEL first: the model may itself be a path (transformers:/x/model.gguf)
+        return _settings(host, plugin, {"model": model}, spec)
     path = Path(spec).expanduser()
     if spec.endswith(".gguf"):
         if not path.is_file():
@@ -97,9 +101,6 @@ def generate_choice(host: PluginHost, preset: ResolvedPreset, spec: str) -> Stag
                 raise ConfigError(f"{adapter} names no base_model_name_or_path")
             values = {"model": base, "adapter": str(path)}
         return _settings(host, FOLDER_PLUGIN, values, spec)
-    plugin, _, model = spec.partition(":")
-    if model and plugin != preset.generate.plugin and _serves_generate(host, plugin):
-        return _settings(host, plugin, {"model": model}, spec)
     if _looks_like_path(spec):
         raise ConfigError(f"no such file or folder: {spec}")
     values = {**preset.generate.settings.model_dump(), "model": spec}
