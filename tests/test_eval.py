@@ -199,13 +199,13 @@ def test_a_model_that_cannot_be_loaded_is_one_line_and_the_others_are_evaluated(
 
 
 def test_a_model_folder_without_the_transformers_plugin_says_what_to_install(
-    cli, host, fake_openai: FakeOpenAI, workdir: Path
+    cli_for, host, fake_openai: FakeOpenAI, workdir: Path
 ) -> None:
-    if "transformers" in host.names():
-        pytest.skip("the transformers generate plugin is installed")
-    run_dataset(cli)
-    (workdir / "out/model").mkdir(parents=True)
-    result = evaluate(cli, "--model", "tuned=./out/model", "--yes")
+    with _in_place_of_the_real_plugin(host):  # as if the local extra were not installed
+        cli = cli_for(host)
+        run_dataset(cli)
+        (workdir / "out/model").mkdir(parents=True)
+        result = evaluate(cli, "--model", "tuned=./out/model", "--yes")
     assert result.exit_code == 3, result.output
     (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert line.startswith("error: model tuned: a model folder needs the 'transformers' generate plugin")
@@ -376,7 +376,8 @@ class FakeTransformers:
 @contextlib.contextmanager
 def _in_place_of_the_real_plugin(host: Any) -> Iterator[None]:
     """Unregister the bundled ``transformers`` plugin for the block (it loads real checkpoints:
-    tests/test_transformers_plugin.py covers it), so the stand-in can take its name."""
+    tests/test_transformers_plugin.py covers it): a stand-in can take its name, or the block
+    sees a machine without it."""
     real = host.pm.get_plugin("transformers")
     if real is not None:
         host.unregister("transformers")
