@@ -22,6 +22,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from synthtune.core.errors import ConfigError, GenerationError
+from synthtune.core.inprocess import one_at_a_time
 from synthtune.core.models import GenerationOutcome, GenerationRequest, RunContext, Usage
 from synthtune.plugins.openai.servers import Mode
 from synthtune.plugins.openai.structured import JsonDict, ModeBook, answer_structured, schema_spec
@@ -231,26 +232,12 @@ class TransformersEngine:
     async def run(self, requests: AsyncIterator[GenerationRequest]) -> AsyncIterator[GenerationOutcome]:
         """Answer every request in order; the next one is being answered while the core takes
         in the last answer."""
-        outcomes: asyncio.Queue[GenerationOutcome | BaseException | None] = asyncio.Queue(maxsize=1)
-
-        async def work() -> None:
-            try:
-                async for request in requests:
-                    await outcomes.put(await self.answer(request))
-            except BaseException as error:
-                await outcomes.put(error)
-                raise
-            await outcomes.put(None)
-
-        worker = asyncio.create_task(work())
+        answers = one_at_a_time(requests, self.answer)
         try:
-            while (item := await outcomes.get()) is not None:
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
+            async for outcome in answers:
+                yield outcome
         finally:
-            worker.cancel()
-            await asyncio.gather(worker, return_exceptions=True)
+            await answers.aclose()
             self.executor.shutdown(wait=True, cancel_futures=True)
             self.model = None
 
