@@ -217,7 +217,7 @@ class Engine:
             self.pipeline.stats.failed_records += 1
             log.debug("record failed: %s", failed)
         except CostCapReached:
-            pass  # counted where refused; the run ends capped
+            return  # already counted where the call was refused; the run ends capped
         except asyncio.CancelledError:
             raise
         except BaseException as error:  # a plugin error: the run stops with it

@@ -15,7 +15,7 @@ import hashlib
 import html
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -135,38 +135,63 @@ def _csp_hash(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode() + "'"
 
 
-def histogram_svg(hist: dict[str, Any] | None, metric: str, width: int = 560, height: int = 190) -> str:
-    """An SVG histogram: one ``rect.bar`` per bin (all samples) with the kept share drawn over it."""
-    if not hist:
-        return f'<p class="empty">No samples measured for {_e(metric)}.</p>'
-    counts, kept, edges = hist["counts"], hist["kept"], hist["edges"]
+def _bars_svg(
+    svg_attrs: str,
+    aria_label: str,
+    counts: list[int],
+    kept: list[int],
+    bin_label: Callable[[int], str],
+    ends: tuple[str, str],
+    width: int,
+    height: int,
+    *,
+    zero_label: bool,
+) -> str:
+    """One ``rect.bar`` per bin (all samples) with ``rect.bar-kept`` (the kept share) over it,
+    ``bin_label(i)`` as each bin's tooltip and ``ends`` under the first and last bin."""
     left, bottom, top_pad = 40, 22, 8
     plot_w, plot_h = width - left - 8, height - bottom - top_pad
     top = max(counts) or 1
     bar_w = plot_w / len(counts)
     parts = [
-        f'<svg class="hist" data-metric="{_e(metric)}" data-bins="{len(counts)}"'
-        f' viewBox="0 0 {width} {height}" width="{width}" height="{height}"'
-        f' role="img" aria-label="{_e(LABELS.get(metric, metric))}">',
+        f'<svg {svg_attrs} viewBox="0 0 {width} {height}" width="{width}" height="{height}"'
+        f' role="img" aria-label="{_e(aria_label)}">',
         f'<text x="{left - 4}" y="{top_pad + 10}" text-anchor="end">{top}</text>',
-        f'<text x="{left - 4}" y="{top_pad + plot_h}" text-anchor="end">0</text>',
     ]
+    if zero_label:
+        parts.append(f'<text x="{left - 4}" y="{top_pad + plot_h}" text-anchor="end">0</text>')
     for i, (n, k) in enumerate(zip(counts, kept, strict=True)):
         x = left + i * bar_w
-        h_all = plot_h * n / top
-        h_kept = plot_h * k / top
-        label = f"{edges[i]:,}–{edges[i + 1] - 1:,}: {n} sample(s), {k} kept"
+        h_all, h_kept = plot_h * n / top, plot_h * k / top
         parts.append(
-            f"<g><title>{_e(label)}</title>"
+            f"<g><title>{_e(bin_label(i))}</title>"
             f'<rect class="bar" data-count="{n}" x="{x + 1:.1f}" y="{top_pad + plot_h - h_all:.1f}"'
             f' width="{max(bar_w - 2, 1):.1f}" height="{h_all:.1f}"/>'
             f'<rect class="bar-kept" data-count="{k}" x="{x + 1:.1f}" y="{top_pad + plot_h - h_kept:.1f}"'
             f' width="{max(bar_w - 2, 1):.1f}" height="{h_kept:.1f}"/></g>'
         )
-    parts.append(f'<text x="{left}" y="{height - 6}">{edges[0]:,}</text>')
-    parts.append(f'<text x="{width - 8}" y="{height - 6}" text-anchor="end">{edges[-1] - 1:,}</text>')
+    parts.append(f'<text x="{left}" y="{height - 6}">{ends[0]}</text>')
+    parts.append(f'<text x="{width - 8}" y="{height - 6}" text-anchor="end">{ends[1]}</text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def histogram_svg(hist: dict[str, Any] | None, metric: str, width: int = 560, height: int = 190) -> str:
+    """An SVG histogram: one ``rect.bar`` per bin (all samples) with the kept share drawn over it."""
+    if not hist:
+        return f'<p class="empty">No samples measured for {_e(metric)}.</p>'
+    counts, kept, edges = hist["counts"], hist["kept"], hist["edges"]
+    return _bars_svg(
+        f'class="hist" data-metric="{_e(metric)}" data-bins="{len(counts)}"',
+        LABELS.get(metric, metric),
+        counts,
+        kept,
+        lambda i: f"{edges[i]:,}–{edges[i + 1] - 1:,}: {counts[i]} sample(s), {kept[i]} kept",
+        (f"{edges[0]:,}", f"{edges[-1] - 1:,}"),
+        width,
+        height,
+        zero_label=True,
+    )
 
 
 def score_histograms(store: RunStore, run_id: str, bins: int = 10) -> dict[str, dict[str, Any]]:
@@ -197,31 +222,17 @@ def score_histograms(store: RunStore, run_id: str, bins: int = 10) -> dict[str, 
 def score_svg(flt: str, hist: dict[str, Any], width: int = 560, height: int = 170) -> str:
     """An SVG histogram of one filter's scores (``rect.bar`` all, ``rect.bar-kept`` kept)."""
     counts, kept, edges = hist["counts"], hist["kept"], hist["edges"]
-    left, bottom, top_pad = 40, 22, 8
-    plot_w, plot_h = width - left - 8, height - bottom - top_pad
-    top = max(counts) or 1
-    bar_w = plot_w / len(counts)
-    parts = [
-        f'<svg class="hist scores" data-filter="{_e(flt)}" data-bins="{len(counts)}"'
-        f' viewBox="0 0 {width} {height}" width="{width}" height="{height}"'
-        f' role="img" aria-label="scores given by {_e(flt)}">',
-        f'<text x="{left - 4}" y="{top_pad + 10}" text-anchor="end">{top}</text>',
-    ]
-    for i, (n, k) in enumerate(zip(counts, kept, strict=True)):
-        x = left + i * bar_w
-        h_all, h_kept = plot_h * n / top, plot_h * k / top
-        label = f"{edges[i]:g}–{edges[i + 1]:g}: {n} sample(s), {k} kept"
-        parts.append(
-            f"<g><title>{_e(label)}</title>"
-            f'<rect class="bar" data-count="{n}" x="{x + 1:.1f}" y="{top_pad + plot_h - h_all:.1f}"'
-            f' width="{max(bar_w - 2, 1):.1f}" height="{h_all:.1f}"/>'
-            f'<rect class="bar-kept" data-count="{k}" x="{x + 1:.1f}" y="{top_pad + plot_h - h_kept:.1f}"'
-            f' width="{max(bar_w - 2, 1):.1f}" height="{h_kept:.1f}"/></g>'
-        )
-    parts.append(f'<text x="{left}" y="{height - 6}">{edges[0]:g}</text>')
-    parts.append(f'<text x="{width - 8}" y="{height - 6}" text-anchor="end">{edges[-1]:g}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
+    return _bars_svg(
+        f'class="hist scores" data-filter="{_e(flt)}" data-bins="{len(counts)}"',
+        f"scores given by {flt}",
+        counts,
+        kept,
+        lambda i: f"{edges[i]:g}–{edges[i + 1]:g}: {counts[i]} sample(s), {kept[i]} kept",
+        (f"{edges[0]:g}", f"{edges[-1]:g}"),
+        width,
+        height,
+        zero_label=False,
+    )
 
 
 def _scores_section(store: RunStore, run_id: str) -> str:

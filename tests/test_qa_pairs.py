@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -21,6 +19,7 @@ from synthtune.core.testing import FakeOpenAI, Reply
 from synthtune.plugins.qa_pairs import source
 from synthtune.plugins.qa_pairs.settings import QaSourceSettings
 from synthtune.plugins.qa_pairs.steps import parse_questions
+from test_resume import _committed, _env
 
 TUNE = Path(sys.executable).parent / "tune"
 RUN = ["run", "--preset", "qa-pairs", "--limit", "6", "--yes"]
@@ -195,26 +194,6 @@ def test_the_preset_resolves_with_a_judge_appended(host, workdir: Path) -> None:
 
 
 # -- kill -9 in the middle of the chain --------------------------------------------------------------
-
-
-def _env(base_url: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("OPENAI_", "SYNTHTUNE_")) or k == "SYNTHTUNE_DISABLE_PLUGINS"
-    }
-    env["OPENAI_BASE_URL"] = base_url
-    return env
-
-
-def _committed(db: Path) -> int:
-    if not db.exists():
-        return 0
-    with sqlite3.connect(db) as conn:
-        try:
-            return int(conn.execute("SELECT count(*) FROM generations WHERE text IS NOT NULL").fetchone()[0])
-        except sqlite3.OperationalError:
-            return 0
 
 
 class HoldAfterAnswers:
